@@ -1,0 +1,33 @@
+/** `basic`: RFC 7617 with UTF-8 credentials. */
+import { OutpostError } from '../errors.js';
+import { assertNoLineBreaks, requireString } from './common-settings.js';
+import type { AuthHandler } from './types.js';
+
+/** The `basic` auth type. */
+export const basicAuth: AuthHandler = {
+  secretFields: ['username', 'password'],
+  check(settings, secrets, secretsKnown) {
+    if (secretsKnown) {
+      const username = requireString(secrets, 'username', 'secrets');
+      if (typeof secrets.password !== 'string') {
+        throw new OutpostError('INVALID_SECRET', 'secrets.password is required and must be a string', {
+          field: 'secrets.password',
+        });
+      }
+      // RFC 7617: the user-id cannot contain a colon, the password may.
+      if (username.includes(':')) {
+        throw new OutpostError('INVALID_SECRET', 'secrets.username may not contain ":"', {
+          field: 'secrets.username',
+        });
+      }
+      assertNoLineBreaks(username, 'secrets.username', 'secrets');
+      assertNoLineBreaks(secrets.password, 'secrets.password', 'secrets');
+    }
+    return { settings, secrets, warnings: [] };
+  },
+  async apply(req, ctx) {
+    const { username, password } = ctx.account.secrets as { username: string; password: string };
+    const encoded = Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
+    req.headers.authorization = `Basic ${encoded}`;
+  },
+};
