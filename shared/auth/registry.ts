@@ -3,9 +3,12 @@ import type { AuthType, FieldMap } from '../accounts.js';
 import { OutpostError } from '../errors.js';
 import { basicAuth } from './basic.js';
 import { bearerAuth } from './bearer.js';
+import { cookieAuth } from './cookie.js';
 import { checkCommonSettings } from './common-settings.js';
 import { headerAuth } from './header.js';
 import { noneAuth } from './none.js';
+import { oauth2Auth } from './oauth2.js';
+import { oauth2JwtAuth } from './oauth2-jwt.js';
 import type { AccountCheck, AuthHandler } from './types.js';
 
 const handlers: Partial<Record<AuthType, AuthHandler>> = {
@@ -13,6 +16,9 @@ const handlers: Partial<Record<AuthType, AuthHandler>> = {
   basic: basicAuth,
   bearer: bearerAuth,
   header: headerAuth,
+  oauth2: oauth2Auth,
+  'oauth2-jwt': oauth2JwtAuth,
+  cookie: cookieAuth,
 };
 
 /** The handler of an auth type; throws VALIDATION_FAILED for a type this build does not know. */
