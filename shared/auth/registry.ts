@@ -3,9 +3,11 @@ import type { AuthType, FieldMap } from '../accounts.js';
 import { OutpostError } from '../errors.js';
 import { basicAuth } from './basic.js';
 import { bearerAuth } from './bearer.js';
+import { caCertificateAuth } from './ca-certificate.js';
 import { cookieAuth } from './cookie.js';
 import { checkCommonSettings } from './common-settings.js';
 import { headerAuth } from './header.js';
+import { mtlsAuth } from './mtls.js';
 import { noneAuth } from './none.js';
 import { oauth2Auth } from './oauth2.js';
 import { oauth2JwtAuth } from './oauth2-jwt.js';
@@ -16,6 +18,8 @@ const handlers: Partial<Record<AuthType, AuthHandler>> = {
   basic: basicAuth,
   bearer: bearerAuth,
   header: headerAuth,
+  'ca-certificate': caCertificateAuth,
+  mtls: mtlsAuth,
   oauth2: oauth2Auth,
   'oauth2-jwt': oauth2JwtAuth,
   cookie: cookieAuth,
