@@ -1,6 +1,7 @@
 /** The auth types by name, and the one check an account's fields go through when saved. */
 import type { AuthType, FieldMap } from '../accounts.js';
 import { OutpostError } from '../errors.js';
+import { awsAuth } from './aws-sigv4.js';
 import { basicAuth } from './basic.js';
 import { bearerAuth } from './bearer.js';
 import { caCertificateAuth } from './ca-certificate.js';
@@ -9,6 +10,7 @@ import { checkCommonSettings } from './common-settings.js';
 import { headerAuth } from './header.js';
 import { mtlsAuth } from './mtls.js';
 import { noneAuth } from './none.js';
+import { oauth1Auth } from './oauth1.js';
 import { oauth2Auth } from './oauth2.js';
 import { oauth2JwtAuth } from './oauth2-jwt.js';
 import type { AccountCheck, AuthHandler } from './types.js';
@@ -23,6 +25,8 @@ const handlers: Partial<Record<AuthType, AuthHandler>> = {
   oauth2: oauth2Auth,
   'oauth2-jwt': oauth2JwtAuth,
   cookie: cookieAuth,
+  oauth1: oauth1Auth,
+  aws: awsAuth,
 };
 
 /** The handler of an auth type; throws VALIDATION_FAILED for a type this build does not know. */
