@@ -40,10 +40,8 @@ export interface AccountDescriptor {
   host: string;
   port: number | null;
   settings: FieldMap;
-  /** Secrets in the clear (foundation channel) or null when they travel sealed. */
-  secrets: FieldMap | null;
-  /** A compact JWE sealed to the terminal's encryption key, or null. */
-  sealedSecrets: string | null;
+  /** Compact JWEs sealed to the terminal's key: the secrets, then patches merged in order. */
+  sealedSecrets: string[];
   /** Bumped on every change so that a stale update never overwrites a newer one. */
   revision: number;
 }

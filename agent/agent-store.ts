@@ -1,0 +1,372 @@
+/**
+ * The agent's local SQLite store: its identity, the accounts it holds (secrets encrypted under
+ * the local key), tokens and cookies obtained later, the job journal, the local allowlist, and
+ * the live status that `terminal-agent status` reads.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import type Database from 'better-sqlite3';
+import type { JWK } from 'jose';
+
+import type { AccountDescriptor, FieldMap } from '../shared/accounts.js';
+import { decryptAtRest, encryptAtRest, type AtRestKey } from '../shared/crypto/aes-gcm.js';
+import type { ErrorBody } from '../shared/errors.js';
+import type { ResponseHeaders } from '../shared/executor/headers.js';
+import { registerSecrets } from '../shared/logger.js';
+import { loadLocalKey } from './local-key.js';
+import { openDatabase } from './sea/native-sqlite.js';
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS accounts (
+     id TEXT PRIMARY KEY, descriptor TEXT NOT NULL, secrets_encrypted TEXT, revision INTEGER NOT NULL,
+     warnings TEXT NOT NULL DEFAULT '[]', updated_at TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS local_secrets (
+     account_id TEXT NOT NULL, field TEXT NOT NULL, value_encrypted TEXT NOT NULL, updated_at TEXT NOT NULL,
+     PRIMARY KEY (account_id, field))`,
+  `CREATE TABLE IF NOT EXISTS auth_state (account_id TEXT PRIMARY KEY, state_encrypted TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS journal (
+     job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, received_at TEXT NOT NULL,
+     finished_at TEXT, outcome_state TEXT, error TEXT, status INTEGER, headers TEXT, body_bytes INTEGER NOT NULL DEFAULT 0,
+     acked INTEGER NOT NULL DEFAULT 0)`,
+  `CREATE INDEX IF NOT EXISTS journal_open ON journal(acked, state)`,
+  `CREATE TABLE IF NOT EXISTS allowlist (host TEXT NOT NULL, port INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (host, port))`,
+  `CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT)`,
+];
+
+/** The agent's identity after enrollment. */
+export interface AgentIdentity {
+  terminalId: string;
+  name: string;
+  controlPlaneUrl: string;
+  enrolledAt: string;
+  signingPrivateJwk: JWK;
+  encryptionPrivateJwk: JWK;
+  encryptionPublicJwk: JWK;
+}
+
+/** One journal entry: a job the agent received. */
+export interface JournalEntry {
+  jobId: string;
+  accountId: string;
+  state: 'running' | 'finished';
+  receivedAt: string;
+  finishedAt: string | null;
+  outcomeState: 'succeeded' | 'failed' | 'cancelled' | 'timed_out' | null;
+  error: ErrorBody | null;
+  status: number | null;
+  headers: ResponseHeaders | null;
+  bodyBytes: number;
+  acked: boolean;
+}
+
+/** A held account: descriptor, secrets (decrypted on demand) and the terminal's warnings. */
+export interface HeldAccount {
+  descriptor: AccountDescriptor;
+  warnings: string[];
+}
+
+/** The agent's store. */
+export class AgentStore {
+  readonly db: Database.Database;
+  readonly dataDir: string;
+  private readonly key: AtRestKey;
+
+  constructor(dataDir: string) {
+    this.dataDir = dataDir;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.key = loadLocalKey(dataDir);
+    const file = path.join(dataDir, 'agent.db');
+    this.db = openDatabase(file, {}, { cacheRoot: dataDir });
+    if (process.platform !== 'win32') chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    for (const sql of SCHEMA) this.db.exec(sql);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private encrypt(value: unknown, context: string): string {
+    return encryptAtRest(this.key, JSON.stringify(value), context);
+  }
+
+  private decrypt<T>(stored: string, context: string): T {
+    return JSON.parse(decryptAtRest([this.key], stored, context)) as T;
+  }
+
+  // ---- identity ----
+
+  private meta(key: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+  }
+
+  /** The identity, or undefined before enrollment. */
+  identity(): AgentIdentity | undefined {
+    const stored = this.meta('identity');
+    return stored ? this.decrypt<AgentIdentity>(stored, 'identity') : undefined;
+  }
+
+  /** Public facts of the identity (no keys), readable without decrypting. */
+  identitySummary(): { terminalId: string; name: string; controlPlaneUrl: string; enrolledAt: string } | undefined {
+    const s = this.meta('identity-summary');
+    return s ? (JSON.parse(s) as { terminalId: string; name: string; controlPlaneUrl: string; enrolledAt: string }) : undefined;
+  }
+
+  /** Stores a new identity, forgetting everything of a previous enrollment. */
+  saveIdentity(identity: AgentIdentity): void {
+    this.db.transaction(() => {
+      for (const t of ['accounts', 'local_secrets', 'auth_state', 'journal', 'status']) this.db.exec(`DELETE FROM ${t}`);
+      const put = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+      put.run('identity', this.encrypt(identity, 'identity'));
+      put.run(
+        'identity-summary',
+        JSON.stringify({
+          terminalId: identity.terminalId,
+          name: identity.name,
+          controlPlaneUrl: identity.controlPlaneUrl,
+          enrolledAt: identity.enrolledAt,
+        }),
+      );
+    })();
+  }
+
+  // ---- accounts ----
+
+  /** Stores an account with its (already opened) secrets encrypted at rest. */
+  saveAccount(descriptor: AccountDescriptor, secrets: FieldMap, warnings: string[]): void {
+    const stored = { ...descriptor, sealedSecrets: [] };
+    this.db
+      .prepare(
+        `INSERT INTO accounts (id, descriptor, secrets_encrypted, revision, warnings, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET descriptor = excluded.descriptor, secrets_encrypted = excluded.secrets_encrypted,
+         revision = excluded.revision, warnings = excluded.warnings, updated_at = excluded.updated_at`,
+      )
+      .run(
+        descriptor.id,
+        JSON.stringify(stored),
+        this.encrypt(secrets, `account:${descriptor.id}`),
+        descriptor.revision,
+        JSON.stringify(warnings),
+        new Date().toISOString(),
+      );
+  }
+
+  /** The revision of a held account, or undefined. */
+  accountRevision(id: string): number | undefined {
+    return (this.db.prepare('SELECT revision FROM accounts WHERE id = ?').get(id) as { revision: number } | undefined)
+      ?.revision;
+  }
+
+  /** Forgets an account and everything obtained for it. */
+  removeAccount(id: string): void {
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM accounts WHERE id = ?').run(id);
+      this.db.prepare('DELETE FROM auth_state WHERE account_id = ?').run(id);
+      this.db.prepare('DELETE FROM local_secrets WHERE account_id = ?').run(id);
+    })();
+  }
+
+  /** Every held account (without secrets). */
+  accounts(): HeldAccount[] {
+    const rows = this.db.prepare('SELECT descriptor, warnings FROM accounts ORDER BY rowid').all() as Array<{
+      descriptor: string;
+      warnings: string;
+    }>;
+    return rows.map((r) => ({
+      descriptor: JSON.parse(r.descriptor) as AccountDescriptor,
+      warnings: JSON.parse(r.warnings) as string[],
+    }));
+  }
+
+  /** An account's secrets: those from the control plane, overlaid by those set on site. */
+  accountSecrets(id: string): FieldMap {
+    const row = this.db.prepare('SELECT secrets_encrypted FROM accounts WHERE id = ?').get(id) as
+      | { secrets_encrypted: string | null }
+      | undefined;
+    const base = row?.secrets_encrypted ? this.decrypt<FieldMap>(row.secrets_encrypted, `account:${id}`) : {};
+    const local = this.db.prepare('SELECT field, value_encrypted FROM local_secrets WHERE account_id = ?').all(id) as Array<{
+      field: string;
+      value_encrypted: string;
+    }>;
+    for (const l of local) base[l.field] = this.decrypt<unknown>(l.value_encrypted, `local:${id}:${l.field}`);
+    registerSecrets(base);
+    return base;
+  }
+
+  /** Sets a secret on site; it never crosses the network. */
+  setLocalSecret(accountId: string, field: string, value: unknown): void {
+    registerSecrets(value);
+    this.db
+      .prepare(
+        `INSERT INTO local_secrets (account_id, field, value_encrypted, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (account_id, field) DO UPDATE SET value_encrypted = excluded.value_encrypted, updated_at = excluded.updated_at`,
+      )
+      .run(accountId, field, this.encrypt(value, `local:${accountId}:${field}`), new Date().toISOString());
+    this.db.prepare('DELETE FROM auth_state WHERE account_id = ?').run(accountId);
+  }
+
+  /** Names of the secret fields set on site for an account. */
+  localSecretFields(accountId: string): string[] {
+    return (
+      this.db.prepare('SELECT field FROM local_secrets WHERE account_id = ? ORDER BY field').all(accountId) as Array<{
+        field: string;
+      }>
+    ).map((r) => r.field);
+  }
+
+  /** Records warnings found for an account. */
+  setAccountWarnings(id: string, warnings: string[]): void {
+    this.db.prepare('UPDATE accounts SET warnings = ? WHERE id = ?').run(JSON.stringify(warnings), id);
+  }
+
+  // ---- auth state (tokens, cookies) ----
+
+  getAuthState(accountId: string): FieldMap | undefined {
+    const row = this.db.prepare('SELECT state_encrypted FROM auth_state WHERE account_id = ?').get(accountId) as
+      | { state_encrypted: string }
+      | undefined;
+    if (!row) return undefined;
+    const state = this.decrypt<FieldMap>(row.state_encrypted, `auth-state:${accountId}`);
+    registerSecrets(state);
+    return state;
+  }
+
+  setAuthState(accountId: string, state: FieldMap): void {
+    registerSecrets(state);
+    this.db
+      .prepare(
+        `INSERT INTO auth_state (account_id, state_encrypted) VALUES (?, ?)
+         ON CONFLICT (account_id) DO UPDATE SET state_encrypted = excluded.state_encrypted`,
+      )
+      .run(accountId, this.encrypt(state, `auth-state:${accountId}`));
+  }
+
+  // ---- journal ----
+
+  /**
+   * Records a job before it runs. Returns false when the job id is already in the journal: a
+   * job delivered twice runs once.
+   */
+  journalStart(jobId: string, accountId: string): boolean {
+    const res = this.db
+      .prepare("INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)")
+      .run(jobId, accountId, new Date().toISOString());
+    return res.changes === 1;
+  }
+
+  /** Stores the head of the target's answer. */
+  journalHead(jobId: string, status: number, headers: ResponseHeaders): void {
+    this.db.prepare('UPDATE journal SET status = ?, headers = ? WHERE job_id = ?').run(status, JSON.stringify(headers), jobId);
+  }
+
+  /** Records how a job ended (before the result is sent). */
+  journalFinish(jobId: string, outcome: { state: JournalEntry['outcomeState']; error: ErrorBody | null; bodyBytes: number }): void {
+    this.db
+      .prepare(
+        `UPDATE journal SET state = 'finished', finished_at = ?, outcome_state = ?, error = ?, body_bytes = ?
+         WHERE job_id = ? AND state = 'running'`,
+      )
+      .run(new Date().toISOString(), outcome.state, outcome.error ? JSON.stringify(outcome.error) : null, outcome.bodyBytes, jobId);
+  }
+
+  /** The control plane stored the result: the job is done for good. */
+  journalAck(jobId: string): void {
+    this.db.prepare('UPDATE journal SET acked = 1 WHERE job_id = ?').run(jobId);
+  }
+
+  /** A journal entry. */
+  journalEntry(jobId: string): JournalEntry | undefined {
+    const r = this.db.prepare('SELECT * FROM journal WHERE job_id = ?').get(jobId) as JournalRow | undefined;
+    return r ? fromJournalRow(r) : undefined;
+  }
+
+  /** Jobs not yet acknowledged: running, or finished with a result to (re)send. */
+  unackedJobs(): JournalEntry[] {
+    return (this.db.prepare('SELECT * FROM journal WHERE acked = 0 ORDER BY rowid').all() as JournalRow[]).map(
+      fromJournalRow,
+    );
+  }
+
+  /** Counts of finished jobs since a time. */
+  jobCounts(since: string): { succeeded: number; failed: number } {
+    const rows = this.db
+      .prepare("SELECT outcome_state AS s, COUNT(*) AS n FROM journal WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state")
+      .all(since) as Array<{ s: string; n: number }>;
+    let succeeded = 0;
+    let failed = 0;
+    for (const r of rows) {
+      if (r.s === 'succeeded') succeeded += r.n;
+      else failed += r.n;
+    }
+    return { succeeded, failed };
+  }
+
+  /** Forgets acknowledged jobs older than a time. */
+  pruneJournal(before: string): void {
+    this.db.prepare('DELETE FROM journal WHERE acked = 1 AND received_at < ?').run(before);
+  }
+
+  // ---- allowlist ----
+
+  allowlist(): Array<{ host: string; port: number | null }> {
+    return (this.db.prepare('SELECT host, port FROM allowlist ORDER BY host, port').all() as Array<{ host: string; port: number }>).map(
+      (r) => ({ host: r.host, port: r.port === 0 ? null : r.port }),
+    );
+  }
+
+  allow(host: string, port: number | null): void {
+    this.db.prepare('INSERT OR IGNORE INTO allowlist (host, port) VALUES (?, ?)').run(host, port ?? 0);
+  }
+
+  disallow(host: string, port: number | null): boolean {
+    return this.db.prepare('DELETE FROM allowlist WHERE host = ? AND port = ?').run(host, port ?? 0).changes > 0;
+  }
+
+  // ---- live status ----
+
+  setStatus(values: Record<string, string | number | null>): void {
+    const put = this.db.prepare('INSERT OR REPLACE INTO status (key, value) VALUES (?, ?)');
+    this.db.transaction(() => {
+      for (const [k, v] of Object.entries(values)) put.run(k, v === null ? null : String(v));
+    })();
+  }
+
+  status(): Record<string, string | null> {
+    const rows = this.db.prepare('SELECT key, value FROM status').all() as Array<{ key: string; value: string | null }>;
+    return Object.fromEntries(rows.map((r) => [r.key, r.value]));
+  }
+}
+
+interface JournalRow {
+  job_id: string;
+  account_id: string;
+  state: 'running' | 'finished';
+  received_at: string;
+  finished_at: string | null;
+  outcome_state: JournalEntry['outcomeState'];
+  error: string | null;
+  status: number | null;
+  headers: string | null;
+  body_bytes: number;
+  acked: number;
+}
+
+function fromJournalRow(r: JournalRow): JournalEntry {
+  return {
+    jobId: r.job_id,
+    accountId: r.account_id,
+    state: r.state,
+    receivedAt: r.received_at,
+    finishedAt: r.finished_at,
+    outcomeState: r.outcome_state,
+    error: r.error ? (JSON.parse(r.error) as ErrorBody) : null,
+    status: r.status,
+    headers: r.headers ? (JSON.parse(r.headers) as ResponseHeaders) : null,
+    bodyBytes: r.body_bytes,
+    acked: r.acked === 1,
+  };
+}

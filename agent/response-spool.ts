@@ -1,0 +1,137 @@
+/**
+ * The agent's copy of a response body while it is uploaded: segment files on disk, deleted as
+ * the control plane confirms them. The target is read at disk speed until the body runs too far
+ * ahead of what the control plane confirmed; then reading the target waits (backpressure). A
+ * body not yet confirmed when the connection drops is resent from the confirmed offset.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync, promises as fsp, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+/** Size of one segment file. */
+const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** How far the target's body may run ahead of what the control plane confirmed. */
+export const MAX_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/** The spooled body of one job. */
+export class ResponseSpool {
+  /** Bytes written so far. */
+  produced = 0;
+  /** Bytes the control plane holds. */
+  confirmed = 0;
+  /** No more bytes will be written. */
+  complete = false;
+  private lowestSegment = 0;
+  private readonly events = new EventEmitter();
+  private writeChain: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly dir: string) {
+    this.events.setMaxListeners(0);
+  }
+
+  /** A new, empty spool for a job. */
+  static create(root: string, jobId: string): ResponseSpool {
+    const dir = path.join(root, jobId);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return new ResponseSpool(dir);
+  }
+
+  /** Reopens the spool of a finished job after a restart (for resending). */
+  static reopen(root: string, jobId: string, bodyBytes: number): ResponseSpool {
+    const spool = ResponseSpool.create(root, jobId);
+    const segments = readdirSync(spool.dir)
+      .map((f) => Number(/^seg-(\d+)$/.exec(f)?.[1]))
+      .filter((n) => Number.isInteger(n))
+      .sort((a, b) => a - b);
+    spool.lowestSegment = segments[0] ?? Math.ceil(bodyBytes / SEGMENT_BYTES);
+    const last = segments.at(-1);
+    spool.produced = last === undefined ? bodyBytes : last * SEGMENT_BYTES + statSync(spool.segmentPath(last)).size;
+    spool.confirmed = spool.lowestSegment * SEGMENT_BYTES;
+    spool.complete = true;
+    return spool;
+  }
+
+  private segmentPath(index: number): string {
+    return path.join(this.dir, `seg-${index}`);
+  }
+
+  /** The lowest offset still held on disk (bytes below were confirmed and dropped). */
+  get lowestOffset(): number {
+    return this.lowestSegment * SEGMENT_BYTES;
+  }
+
+  /** Appends bytes; waits first while the body is too far ahead of what was confirmed. */
+  async write(data: Buffer, signal: AbortSignal): Promise<void> {
+    while (this.produced - this.confirmed > MAX_AHEAD_BYTES && !signal.aborted) await this.changed(signal);
+    const run = this.writeChain.then(async () => {
+      let rest = data;
+      while (rest.length > 0) {
+        const index = Math.floor(this.produced / SEGMENT_BYTES);
+        const room = (index + 1) * SEGMENT_BYTES - this.produced;
+        const part = rest.subarray(0, room);
+        await fsp.appendFile(this.segmentPath(index), part, { mode: 0o600 });
+        this.produced += part.length;
+        rest = rest.subarray(part.length);
+      }
+      this.events.emit('change');
+    });
+    this.writeChain = run.catch(() => undefined);
+    await run;
+  }
+
+  /** Marks the body complete. */
+  finish(): void {
+    this.complete = true;
+    this.events.emit('change');
+  }
+
+  /** Records what the control plane holds and drops whole segments below it. */
+  confirm(offset: number): void {
+    if (offset <= this.confirmed) return;
+    this.confirmed = Math.min(offset, this.produced);
+    const keepFrom = Math.floor(this.confirmed / SEGMENT_BYTES);
+    for (let i = this.lowestSegment; i < keepFrom; i++) void fsp.rm(this.segmentPath(i), { force: true });
+    this.lowestSegment = Math.max(this.lowestSegment, keepFrom);
+    this.events.emit('change');
+  }
+
+  /** Reads up to `max` bytes at `offset` (which must be at or above `lowestOffset`). */
+  async read(offset: number, max: number): Promise<Buffer> {
+    const index = Math.floor(offset / SEGMENT_BYTES);
+    const within = offset - index * SEGMENT_BYTES;
+    const length = Math.min(max, SEGMENT_BYTES - within, this.produced - offset);
+    if (length <= 0) return Buffer.alloc(0);
+    const handle = await fsp.open(this.segmentPath(index), 'r');
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const { bytesRead } = await handle.read(buf, 0, length, within);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Resolves on the next change (bytes written, confirmed, completed) or abort. */
+  changed(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.events.off('change', done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.events.on('change', done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Wakes anyone waiting (the connection changed). */
+  poke(): void {
+    this.events.emit('change');
+  }
+
+  /** Deletes the spool. */
+  async remove(): Promise<void> {
+    await this.writeChain;
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,110 @@
+/** `/v1/jobs`: create (optionally waiting), read, stream the body, cancel, upload a body. */
+import { Readable } from 'node:stream';
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+import { OutpostError } from '../../shared/errors.js';
+import { isFinalState } from '../../shared/jobs.js';
+import { createJobSchema } from '../jobs/job-service.js';
+import { getJob, getJobById, listJobs } from '../store/jobs.js';
+import type { ApiContext } from './api-context.js';
+import { parseInput } from './http-errors.js';
+import { MAX_WAIT_BODY_BYTES, renderFinishedJob, renderJob } from './render.js';
+
+/** An AbortSignal that fires when the API caller goes away. */
+function callerGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  req.raw.on('close', () => {
+    if (!reply.raw.writableEnded) abort();
+  });
+  reply.raw.on('close', abort);
+  return controller.signal;
+}
+
+/** Registers the job routes. */
+export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { db, jobs } = ctx;
+
+  app.post<{ Querystring: { wait?: string } }>('/v1/jobs', async (req, reply) => {
+    const caller = ctx.caller(req);
+    const body = parseInput(createJobSchema, req.body);
+    const key = req.headers['idempotency-key'];
+    const { job } = jobs.create(caller.workspaceId, body, Array.isArray(key) ? key[0] : key, caller.keyId);
+    const wait = req.query.wait;
+    if (wait !== 'true' && wait !== '1') {
+      return reply.status(202).send(renderJob(job));
+    }
+    const done = await jobs.waitFinal(job.id, callerGone(req, reply));
+    if (!isFinalState(done.state)) return reply.status(202).send(renderJob(done));
+    const size = jobs.spool.size(done.id);
+    const bodyBytes = size > MAX_WAIT_BODY_BYTES ? undefined : await jobs.spool.readAll(done.id);
+    return reply.status(200).send(renderFinishedJob(done, bodyBytes));
+  });
+
+  app.get('/v1/jobs', async (req) => {
+    const caller = ctx.caller(req);
+    const { cursor, limit } = ctx.page(req);
+    const rows = listJobs(db, caller.workspaceId, cursor, limit + 1);
+    return {
+      items: rows.slice(0, limit).map(renderJob),
+      nextCursor: rows.length > limit ? rows[limit - 1]!.id : null,
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+    const caller = ctx.caller(req);
+    const job = getJob(db, caller.workspaceId, req.params.id);
+    if (!job) throw new OutpostError('NOT_FOUND', `job ${req.params.id} not found`);
+    return renderJob(job);
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/body', async (req, reply) => {
+    const caller = ctx.caller(req);
+    const found = getJob(db, caller.workspaceId, req.params.id);
+    if (!found) throw new OutpostError('NOT_FOUND', `job ${req.params.id} not found`);
+    const gone = callerGone(req, reply);
+    const job = await jobs.waitHead(found.id, gone);
+    if (job.responseStatus === null) {
+      if (gone.aborted) return reply;
+      throw new OutpostError(
+        'JOB_HAS_NO_RESPONSE',
+        `job ${job.id} ended (${job.state}) without an answer from the target${job.error ? `: ${job.error.code}` : ''}`,
+      );
+    }
+    const ct = job.responseHeaders?.['content-type'];
+    void reply.header('content-type', (Array.isArray(ct) ? ct[0] : ct) ?? 'application/octet-stream');
+    void reply.header('x-outpost-target-status', String(job.responseStatus));
+    if (isFinalState(job.state) && job.state === 'succeeded') {
+      void reply.header('content-length', String(jobs.spool.size(job.id)));
+    }
+    const isComplete = () => {
+      const s = jobs.stateOf(job.id);
+      return s === undefined || isFinalState(s);
+    };
+    const body = jobs.spool.read(job.id, isComplete, gone);
+    return reply.status(200).send(toStream(body, () => {
+      const final = getJobById(db, job.id);
+      return final?.state === 'succeeded';
+    }));
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (req) => {
+    const caller = ctx.caller(req);
+    const job = getJob(db, caller.workspaceId, req.params.id);
+    if (!job) throw new OutpostError('NOT_FOUND', `job ${req.params.id} not found`);
+    return renderJob(jobs.cancel(job));
+  });
+}
+
+/**
+ * A readable stream of a body that is cut (destroyed with an error) when the job did not
+ * succeed, so that a caller never mistakes a partial body for a whole one.
+ */
+function toStream(source: AsyncGenerator<Buffer>, succeeded: () => boolean) {
+  async function* guarded() {
+    yield* source;
+    if (!succeeded()) throw new Error('the body was cut off: the job did not succeed');
+  }
+  return Readable.from(guarded(), { objectMode: false });
+}

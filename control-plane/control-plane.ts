@@ -1,0 +1,140 @@
+/**
+ * The control plane process: the store, the HTTP API, the agent channel, the job service and
+ * the direct runner, wired together, with an explicit start and a graceful stop.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import Fastify, { type FastifyInstance } from 'fastify';
+
+import type { Logger } from '../shared/logger.js';
+import { PRODUCT_VERSION } from '../shared/version.js';
+import { AccountService } from './accounts/account-service.js';
+import { ApiKeyAuth } from './api/api-auth.js';
+import { pageOf, type ApiContext } from './api/api-context.js';
+import { installErrorHandling } from './api/http-errors.js';
+import { accountRoutes } from './api/routes-accounts.js';
+import { auditRoutes } from './api/routes-audit.js';
+import { enrollRoutes } from './api/routes-enroll.js';
+import { jobRoutes } from './api/routes-jobs.js';
+import { terminalRoutes } from './api/routes-terminals.js';
+import { AgentGateway } from './gateway/agent-gateway.js';
+import { BodySpool } from './jobs/body-spool.js';
+import { ControlPlaneDirectRunner } from './jobs/direct-runner.js';
+import { JobService } from './jobs/job-service.js';
+import { loadMasterKeys } from './secrets/master-key.js';
+import { openDatabase, type Db } from './store/database.js';
+import { createApiKey, ensureWorkspace, isEmptyStore } from './store/workspaces.js';
+
+/** Options of a control plane, compiled once by the CLI. */
+export interface ControlPlaneOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  logger: Logger;
+  allowPrivateTargets: boolean;
+  heartbeatMs?: number;
+  enrollmentTtlMs?: number;
+  defaultConcurrency?: number;
+  maxQueuedPerTerminal?: number;
+}
+
+/** A running control plane. */
+export class ControlPlane {
+  readonly db: Db;
+  readonly app: FastifyInstance;
+  readonly gateway: AgentGateway;
+  readonly jobs: JobService;
+  private readonly direct: ControlPlaneDirectRunner;
+  /** The admin key created on the first start (only then). */
+  readonly bootstrapKey: string | undefined;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    const { logger } = options;
+    this.db = openDatabase(options.dataDir);
+    this.bootstrapKey = this.bootstrap();
+    const keys = loadMasterKeys(options.dataDir);
+    const accounts = new AccountService(this.db, keys);
+    const spool = new BodySpool(path.join(options.dataDir, 'bodies'));
+    this.jobs = new JobService(this.db, spool, logger.child({ component: 'jobs' }), {
+      defaultConcurrency: options.defaultConcurrency ?? 16,
+      maxQueuedPerTerminal: options.maxQueuedPerTerminal ?? 1000,
+      maxDirectConcurrency: 64,
+    });
+    this.gateway = new AgentGateway(
+      this.db,
+      { jobs: this.jobs, accounts, logger: logger.child({ component: 'gateway' }), heartbeatMs: options.heartbeatMs ?? 15_000 },
+      logger,
+    );
+    this.direct = new ControlPlaneDirectRunner(
+      this.db,
+      accounts,
+      this.jobs,
+      keys,
+      logger.child({ component: 'direct' }),
+      options.allowPrivateTargets,
+      () => undefined,
+    );
+    this.app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, trustProxy: false });
+    const auth = new ApiKeyAuth(this.db);
+    const ctx: ApiContext = {
+      db: this.db,
+      logger,
+      accounts,
+      jobs: this.jobs,
+      gateway: this.gateway,
+      enrollmentTtlMs: options.enrollmentTtlMs ?? 3600_000,
+      caller: (req) => auth.authenticate(req),
+      presence: (id) => {
+        const s = this.gateway.session(id);
+        return { online: s !== undefined, connectedSince: s ? s.connectedAt.toISOString() : null };
+      },
+      page: pageOf,
+    };
+    installErrorHandling(this.app, logger);
+    this.app.addHook('onResponse', async (req, reply) => {
+      // Method, path without the query string, status and time; never headers or bodies.
+      logger.info('api request', {
+        method: req.method,
+        path: req.routeOptions.url ?? req.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      });
+    });
+    this.app.get('/v1/health', async () => ({ ok: true, version: PRODUCT_VERSION }));
+    enrollRoutes(this.app, ctx);
+    terminalRoutes(this.app, ctx);
+    accountRoutes(this.app, ctx);
+    jobRoutes(this.app, ctx);
+    auditRoutes(this.app, ctx);
+  }
+
+  /** On the first start with an empty store: the `default` workspace and its admin key. */
+  private bootstrap(): string | undefined {
+    if (!isEmptyStore(this.db)) return undefined;
+    const ws = ensureWorkspace(this.db, 'default');
+    const key = createApiKey(this.db, ws);
+    writeFileSync(path.join(this.options.dataDir, 'admin-api-key'), `${key}\n`, { mode: 0o600 });
+    return key;
+  }
+
+  /** Starts listening; resolves with the base URL. */
+  async listen(): Promise<string> {
+    this.jobs.start(this.gateway, this.direct);
+    this.app.server.on('upgrade', (req, socket, head) => this.gateway.handleUpgrade(req, socket, head));
+    await this.app.listen({ host: this.options.host, port: this.options.port });
+    const address = this.app.server.address();
+    const port = typeof address === 'object' && address ? address.port : this.options.port;
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `http://${host}:${port}`;
+  }
+
+  /** Stops accepting work, closes agent connections and the store. */
+  async close(): Promise<void> {
+    this.gateway.closeAll('control plane shutting down');
+    this.jobs.stop();
+    await this.app.close();
+    await this.direct.executor.close();
+    this.db.close();
+  }
+}

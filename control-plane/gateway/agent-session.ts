@@ -1,0 +1,275 @@
+/**
+ * One connected terminal: the control plane's half of the protocol. It checks every message
+ * against its schema, owns the terminal's jobs on the wire (start, credit, results, acks), and
+ * closes the connection with a protocol error code on anything malformed.
+ */
+import type { WebSocket } from 'ws';
+
+import { OutpostError } from '../../shared/errors.js';
+import { isFinalState } from '../../shared/jobs.js';
+import type { Logger } from '../../shared/logger.js';
+import { decodeBodyFrame, FRAME_KIND } from '../../shared/protocol/binary-frames.js';
+import { parseFrame } from '../../shared/protocol/codec.js';
+import {
+  agentMessageSchema,
+  CHANNEL_LIMITS,
+  CLOSE_CODES,
+  type AgentMessage,
+  type ControlMessage,
+} from '../../shared/protocol/messages.js';
+import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../shared/version.js';
+import type { AccountService } from '../accounts/account-service.js';
+import type { JobService } from '../jobs/job-service.js';
+import { accountsOfTerminal, recordTerminalAccountStatus } from '../store/accounts.js';
+import type { Db } from '../store/database.js';
+import { getJobById } from '../store/jobs.js';
+import { recordAgentHello, recordHeartbeat, type TerminalRecord } from '../store/terminals.js';
+
+/** What a session needs from the control plane. */
+export interface SessionDeps {
+  db: Db;
+  jobs: JobService;
+  accounts: AccountService;
+  logger: Logger;
+  heartbeatMs: number;
+  onReady(session: AgentSession): void;
+  onClosed(session: AgentSession): void;
+}
+
+type Pending = { resolve: (value: AgentMessage) => void; timer: NodeJS.Timeout };
+
+/** The state of a session: waiting for hello, ready, or closed. */
+export type SessionState = 'awaiting-hello' | 'ready' | 'closed';
+
+/** The control plane's end of one agent connection. */
+export class AgentSession {
+  state: SessionState = 'awaiting-hello';
+  agentConcurrency = 1;
+  connectedAt = new Date();
+  private lastMessageAt = Date.now();
+  private readonly pending = new Map<string, Pending>();
+  private readonly liveness: NodeJS.Timeout;
+  private readonly log: Logger;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly terminal: TerminalRecord,
+    private readonly ws: WebSocket,
+    private readonly deps: SessionDeps,
+  ) {
+    this.log = deps.logger.child({ terminalId: terminal.id });
+    ws.on('message', (data, isBinary) => {
+      this.lastMessageAt = Date.now();
+      // Messages are handled one at a time, in order: a body chunk is written before the end.
+      this.chain = this.chain
+        .then(() => this.receive(data as Buffer, isBinary))
+        .catch((err: unknown) => this.protocolError(err));
+    });
+    ws.on('close', () => this.closed());
+    ws.on('error', (err) => this.log.warn('agent socket error', { err: err.message }));
+    const helloBy = Date.now() + 10_000;
+    this.liveness = setInterval(() => {
+      const silentFor = Date.now() - this.lastMessageAt;
+      if (this.state === 'awaiting-hello' && Date.now() > helloBy) {
+        this.close(CLOSE_CODES.protocolError, 'no hello within 10 s');
+      } else if (silentFor > deps.heartbeatMs * 2.5) {
+        this.log.warn('terminal went quiet; closing its connection', { silentFor });
+        ws.terminate();
+      }
+    }, Math.min(deps.heartbeatMs, 5000));
+    this.liveness.unref();
+  }
+
+  /** Sends a control message; false when the socket is not open. */
+  send(message: ControlMessage): boolean {
+    if (this.ws.readyState !== this.ws.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  /** Closes the connection with a code and a reason (at most 123 bytes by the WebSocket rules). */
+  close(code: number, reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    }
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  /** Sends a request (logs, test) and waits for the reply with the same id. */
+  request(message: ControlMessage & { requestId: string }, timeoutMs: number): Promise<AgentMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(message.requestId);
+        reject(new OutpostError('TERMINAL_OFFLINE', 'the terminal did not answer in time'));
+      }, timeoutMs);
+      this.pending.set(message.requestId, { resolve, timer });
+      if (!this.send(message)) {
+        clearTimeout(timer);
+        this.pending.delete(message.requestId);
+        reject(new OutpostError('TERMINAL_OFFLINE', 'the terminal is not connected'));
+      }
+    });
+  }
+
+  private protocolError(err: unknown): void {
+    const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', String(err));
+    this.log.warn('closing agent connection on a protocol error', { code: e.code, reason: e.message });
+    this.close(CLOSE_CODES.protocolError, `${e.code}: ${e.message}`);
+  }
+
+  private async receive(data: Buffer, isBinary: boolean): Promise<void> {
+    if (this.state === 'closed') return;
+    if (isBinary) {
+      if (this.state !== 'ready') throw new OutpostError('PROTOCOL_ERROR', 'binary frame before hello');
+      const frame = decodeBodyFrame(data);
+      if (frame.kind !== FRAME_KIND.responseBody) {
+        throw new OutpostError('PROTOCOL_ERROR', 'a terminal may only send response body frames');
+      }
+      if (!this.ownsOpenJob(frame.jobId)) return;
+      const confirmed = await this.deps.jobs.onChunk(frame.jobId, frame.offset, frame.data);
+      this.send({ type: 'body.credit', jobId: frame.jobId, confirmedBytes: confirmed });
+      return;
+    }
+    const message = parseFrame(agentMessageSchema, data.toString('utf8'));
+    if (this.state === 'awaiting-hello' && message.type !== 'hello') {
+      throw new OutpostError('PROTOCOL_ERROR', `expected hello, got ${message.type}`);
+    }
+    await this.handle(message);
+  }
+
+  /** True when the job belongs to this terminal and is still open; others are ignored. */
+  private ownsOpenJob(jobId: string): boolean {
+    const job = getJobById(this.deps.db, jobId);
+    return job !== undefined && job.terminalId === this.terminal.id && !isFinalState(job.state);
+  }
+
+  private async handle(message: AgentMessage): Promise<void> {
+    const { jobs, db } = this.deps;
+    switch (message.type) {
+      case 'hello':
+        return this.hello(message);
+      case 'heartbeat':
+        recordHeartbeat(db, this.terminal.id);
+        this.send({ type: 'heartbeat.ack', sentAt: message.sentAt, serverTime: new Date().toISOString() });
+        return;
+      case 'job.running':
+        if (this.ownsOpenJob(message.jobId)) jobs.onRunning(message.jobId);
+        return;
+      case 'job.head':
+        if (this.ownsOpenJob(message.jobId)) jobs.onHead(message.jobId, message.status, message.headers);
+        return;
+      case 'job.end': {
+        const job = getJobById(db, message.jobId);
+        if (job?.terminalId !== this.terminal.id) return;
+        if (!isFinalState(job.state)) {
+          const held = jobs.spool.size(job.id);
+          if (message.state === 'succeeded' && held < message.bodyBytes) {
+            // Bytes went missing on the way (a reconnect): ask for them again before ending.
+            this.send({ type: 'job.resume', jobId: job.id, offset: held });
+            return;
+          }
+          await jobs.onEnd(job.id, { state: message.state, error: message.error as never, bodyBytes: message.bodyBytes });
+        }
+        this.send({ type: 'job.ack', jobId: message.jobId });
+        return;
+      }
+      case 'accounts.status':
+        for (const a of message.accounts) recordTerminalAccountStatus(db, this.terminal.id, a);
+        return;
+      case 'logs.reply':
+      case 'test.reply': {
+        const p = this.pending.get(message.requestId);
+        if (p) {
+          clearTimeout(p.timer);
+          this.pending.delete(message.requestId);
+          p.resolve(message);
+        }
+        return;
+      }
+      case 'body.credit':
+        return;
+      default:
+        throw new OutpostError('PROTOCOL_ERROR', 'unexpected message');
+    }
+  }
+
+  private async hello(message: Extract<AgentMessage, { type: 'hello' }>): Promise<void> {
+    if (this.state !== 'awaiting-hello') throw new OutpostError('PROTOCOL_ERROR', 'hello sent twice');
+    const { db, jobs, accounts } = this.deps;
+    if (message.protocolVersion < MIN_PROTOCOL_VERSION || message.protocolVersion > PROTOCOL_VERSION) {
+      this.log.warn('refused an agent of an unsupported protocol version', { version: message.protocolVersion });
+      this.close(
+        CLOSE_CODES.versionUnsupported,
+        `protocol ${message.protocolVersion} unsupported: install an agent speaking ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
+      );
+      this.state = 'closed';
+      return;
+    }
+    recordAgentHello(db, this.terminal.id, {
+      version: message.agentVersion,
+      protocolVersion: message.protocolVersion,
+      hostname: message.hostname,
+      os: message.os,
+      startedAt: message.startedAt,
+    });
+    this.agentConcurrency = message.maxConcurrency;
+    this.send({
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      terminalId: this.terminal.id,
+      heartbeatMs: this.deps.heartbeatMs,
+      serverTime: new Date().toISOString(),
+      maxConcurrency: this.terminal.maxConcurrency,
+    });
+    this.send({
+      type: 'accounts.sync',
+      accounts: accountsOfTerminal(db, this.terminal.id).map((a) => accounts.descriptor(a)),
+    });
+    const held = new Set<string>();
+    for (const j of message.jobs) {
+      held.add(j.jobId);
+      const job = getJobById(db, j.jobId);
+      if (!job || job.terminalId !== this.terminal.id || isFinalState(job.state)) {
+        // Final or unknown here: the agent may forget it (and abort it if it still runs).
+        if (j.state === 'running') this.send({ type: 'job.cancel', jobId: j.jobId });
+        this.send({ type: 'job.ack', jobId: j.jobId });
+        continue;
+      }
+      this.send({ type: 'job.resume', jobId: j.jobId, offset: jobs.spool.size(j.jobId) });
+    }
+    for (const job of jobs.inFlight(this.terminal.id)) {
+      if (held.has(job.id)) continue;
+      if (job.state === 'dispatched') {
+        // The start never reached the agent's journal: sending it again cannot run it twice.
+        jobs.requeue(this.terminal.id, job.id);
+      } else {
+        jobs.finish(
+          job.id,
+          'failed',
+          { code: 'AGENT_LOST_JOB', message: 'the terminal no longer knows this job (its data was reset)' },
+          null,
+        );
+      }
+    }
+    this.state = 'ready';
+    this.log.info('terminal connected', { version: message.agentVersion, hostname: message.hostname });
+    this.deps.onReady(this);
+  }
+
+  private closed(): void {
+    if (this.state === 'closed' && this.pending.size === 0) {
+      this.deps.onClosed(this);
+      clearInterval(this.liveness);
+      return;
+    }
+    this.state = 'closed';
+    clearInterval(this.liveness);
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
+    this.log.info('terminal disconnected');
+    this.deps.onClosed(this);
+  }
+}
+
+/** Largest message a terminal may send. */
+export const MAX_AGENT_PAYLOAD = CHANNEL_LIMITS.maxPayloadBytes;
