@@ -14,11 +14,9 @@ import { MAX_WAIT_BODY_BYTES, renderFinishedJob, renderJob } from './render.js';
 /** An AbortSignal that fires when the API caller goes away. */
 function callerGone(req: FastifyRequest, reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  const abort = () => controller.abort();
-  req.raw.on('close', () => {
-    if (!reply.raw.writableEnded) abort();
-  });
-  reply.raw.on('close', abort);
+  // The request's own 'close' fires once its body was read; the socket's says the caller left.
+  req.raw.socket.once('close', () => controller.abort());
+  reply.raw.once('close', () => controller.abort());
   return controller.signal;
 }
 

@@ -1,0 +1,378 @@
+/**
+ * Runs the jobs the control plane sends. Each job id is written to the journal before the
+ * request goes out, so a job delivered twice runs once; the body is spooled while it uploads
+ * under the control plane's credit, so a result survives a reconnect and is sent again until the
+ * control plane acknowledges it.
+ */
+import path from 'node:path';
+
+import type { AuthStateStore } from '../shared/auth/types.js';
+import { OutpostError } from '../shared/errors.js';
+import { deadlineSignal } from '../shared/executor/deadline.js';
+import { Executor } from '../shared/executor/executor.js';
+import { outcomeOfError } from '../shared/executor/outcome.js';
+import type { JobOutcome } from '../shared/jobs.js';
+import type { Logger } from '../shared/logger.js';
+import { encodeBodyFrame, FRAME_KIND } from '../shared/protocol/binary-frames.js';
+import { CHANNEL_LIMITS, type AgentMessage, type ControlMessage } from '../shared/protocol/messages.js';
+import type { AccountRegistry } from './account-registry.js';
+import type { AgentStore } from './agent-store.js';
+import { ResponseSpool } from './response-spool.js';
+
+/** How the runner talks to the control plane. */
+export interface RunnerChannel {
+  readonly connected: boolean;
+  send(message: AgentMessage): boolean;
+  sendBinary(frame: Buffer): Promise<boolean>;
+}
+
+type StartMessage = Extract<ControlMessage, { type: 'job.start' }>;
+
+/** One job this process knows: running here, or finished and not yet acknowledged. */
+interface ActiveJob {
+  jobId: string;
+  controller: AbortController;
+  spool: ResponseSpool;
+  head: { status: number; headers: Record<string, string | string[]> } | null;
+  outcome: JobOutcome | null;
+  /** Offset the next frame is sent from; reset by `job.resume`. */
+  sendOffset: number;
+  /** Bumped on every resume so that an older upload loop stops. */
+  epoch: number;
+  uploading: boolean;
+  requestBody: RequestBodyQueue | null;
+}
+
+/** Request body bytes arriving from the control plane, read by the executor. */
+class RequestBodyQueue {
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private wake: (() => void) | undefined;
+  received = 0;
+
+  push(data: Buffer): void {
+    this.chunks.push(data);
+    this.received += data.length;
+    this.wake?.();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    for (;;) {
+      const next = this.chunks.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.ended) return;
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+    }
+  }
+}
+
+/** Options of the job runner. */
+export interface JobRunnerOptions {
+  store: AgentStore;
+  accounts: AccountRegistry;
+  channel: RunnerChannel;
+  logger: Logger;
+  maxConcurrency: number;
+}
+
+/** Executes jobs and uploads their results. */
+export class JobRunner {
+  readonly executor: Executor;
+  private readonly jobs = new Map<string, ActiveJob>();
+  private readonly waiting: StartMessage[] = [];
+  private running = 0;
+  private readonly spoolRoot: string;
+  private draining = false;
+
+  constructor(private readonly options: JobRunnerOptions) {
+    const { store, accounts, logger } = options;
+    const state: AuthStateStore = {
+      get: (id) => store.getAuthState(id),
+      set: (id, value) => store.setAuthState(id, value),
+    };
+    this.executor = new Executor({
+      policy: accounts.policy,
+      state,
+      logger,
+      getAccount: (id) => accounts.resolve(id),
+    });
+    this.spoolRoot = path.join(store.dataDir, 'spool');
+  }
+
+  /** Number of jobs executing now. */
+  get runningCount(): number {
+    return this.running;
+  }
+
+  /**
+   * After a restart: a job the journal shows as running was cut off mid-flight; it is never
+   * run again (the target may have seen it), but reported as failed. Finished jobs whose result
+   * was not acknowledged are reloaded to be sent again.
+   */
+  recover(): void {
+    for (const entry of this.options.store.unackedJobs()) {
+      if (entry.state === 'running') {
+        this.options.store.journalFinish(entry.jobId, {
+          state: 'failed',
+          error: {
+            code: 'AGENT_LOST_JOB',
+            message: 'the terminal stopped while this job ran; it was not run again to avoid running it twice',
+          },
+          bodyBytes: 0,
+        });
+      }
+      const finished = this.options.store.journalEntry(entry.jobId)!;
+      const spool = ResponseSpool.reopen(this.spoolRoot, entry.jobId, finished.bodyBytes);
+      this.jobs.set(entry.jobId, {
+        jobId: entry.jobId,
+        controller: new AbortController(),
+        spool,
+        head: finished.status !== null ? { status: finished.status, headers: finished.headers ?? {} } : null,
+        outcome: { state: finished.outcomeState ?? 'failed', error: finished.error, bodyBytes: finished.bodyBytes },
+        sendOffset: spool.lowestOffset,
+        epoch: 0,
+        uploading: false,
+        requestBody: null,
+      });
+    }
+  }
+
+  /** The jobs to list in the hello. */
+  heldJobs(): Array<{ jobId: string; state: 'running' | 'finished' }> {
+    return [...this.jobs.values()].map((j) => ({ jobId: j.jobId, state: j.outcome ? 'finished' : 'running' }));
+  }
+
+  /** Handles the job messages of the protocol. */
+  handle(message: ControlMessage): void {
+    switch (message.type) {
+      case 'job.start':
+        this.start(message);
+        return;
+      case 'job.cancel':
+        this.jobs.get(message.jobId)?.controller.abort(new OutpostError('CANCELLED', 'the job was cancelled'));
+        this.dropWaiting(message.jobId);
+        return;
+      case 'job.ack':
+        void this.acknowledged(message.jobId);
+        return;
+      case 'job.resume':
+        this.resume(message.jobId, message.offset);
+        return;
+      case 'body.credit': {
+        const job = this.jobs.get(message.jobId);
+        job?.spool.confirm(message.confirmedBytes);
+        return;
+      }
+      case 'body.end':
+        this.jobs.get(message.jobId)?.requestBody?.end();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A request body frame from the control plane. */
+  requestBodyChunk(jobId: string, data: Buffer): void {
+    this.jobs.get(jobId)?.requestBody?.push(data);
+  }
+
+  private dropWaiting(jobId: string): void {
+    const i = this.waiting.findIndex((w) => w.jobId === jobId);
+    if (i >= 0) {
+      this.waiting.splice(i, 1);
+      this.options.store.journalStart(jobId, 'unknown');
+      this.options.store.journalFinish(jobId, {
+        state: 'cancelled',
+        error: { code: 'CANCELLED', message: 'the job was cancelled' },
+        bodyBytes: 0,
+      });
+    }
+  }
+
+  private start(message: StartMessage): void {
+    if (this.jobs.has(message.jobId) || this.waiting.some((w) => w.jobId === message.jobId)) return;
+    if (this.options.store.journalEntry(message.jobId)) {
+      // Delivered again (a reconnect): it ran, or runs, once. Its result is resent on resume.
+      this.options.logger.info('job delivered again; not running it twice', { jobId: message.jobId });
+      return;
+    }
+    if (this.draining) return;
+    if (this.running >= this.options.maxConcurrency) {
+      this.waiting.push(message);
+      return;
+    }
+    void this.run(message);
+  }
+
+  private async run(message: StartMessage): Promise<void> {
+    const { store, accounts, logger } = this.options;
+    if (!store.journalStart(message.jobId, message.accountId)) return;
+    this.running++;
+    const log = logger.child({ jobId: message.jobId });
+    const spool = ResponseSpool.create(this.spoolRoot, message.jobId);
+    const job: ActiveJob = {
+      jobId: message.jobId,
+      controller: new AbortController(),
+      spool,
+      head: null,
+      outcome: null,
+      sendOffset: 0,
+      epoch: 0,
+      uploading: false,
+      requestBody: message.bodyUpload ? new RequestBodyQueue() : null,
+    };
+    this.jobs.set(message.jobId, job);
+    this.options.channel.send({ type: 'job.running', jobId: message.jobId });
+    const deadline = deadlineSignal(message.deadlineAt);
+    const signal = AbortSignal.any([job.controller.signal, deadline.signal]);
+    let bodyBytes = 0;
+    try {
+      const account = accounts.resolve(message.accountId);
+      if (!account) {
+        throw new OutpostError('TARGET_FORBIDDEN', `this terminal does not hold account ${message.accountId}`);
+      }
+      log.debug('running job', { accountId: account.id, method: message.request.method });
+      const result = await this.executor.execute(
+        { account, request: message.request, streamedBody: job.requestBody ?? undefined, signal, logger: log },
+        {
+          head: async (status, headers) => {
+            job.head = { status, headers };
+            store.journalHead(job.jobId, status, headers);
+            this.options.channel.send({ type: 'job.head', jobId: job.jobId, status, headers });
+            this.upload(job);
+          },
+          chunk: async (data) => {
+            await spool.write(data, signal);
+            bodyBytes += data.length;
+            this.upload(job);
+          },
+        },
+      );
+      job.outcome = { state: 'succeeded', error: null, bodyBytes: result.bodyBytes };
+    } catch (err) {
+      job.outcome = outcomeOfError(err, bodyBytes);
+      log.info('job ended without a whole answer', { code: job.outcome.error?.code });
+    } finally {
+      deadline.dispose();
+      spool.finish();
+      store.journalFinish(job.jobId, job.outcome!);
+      this.running--;
+      const next = this.waiting.shift();
+      if (next) void this.run(next);
+    }
+    this.upload(job);
+  }
+
+  /** Starts (or keeps) the upload loop of a job. */
+  private upload(job: ActiveJob): void {
+    if (job.uploading) {
+      job.spool.poke();
+      return;
+    }
+    job.uploading = true;
+    void this.uploadLoop(job).finally(() => {
+      job.uploading = false;
+    });
+  }
+
+  /** Sends body frames within the credit window, then the end. Stops when disconnected. */
+  private async uploadLoop(job: ActiveJob): Promise<void> {
+    const channel = this.options.channel;
+    const epoch = job.epoch;
+    while (channel.connected && job.epoch === epoch) {
+      const spool = job.spool;
+      const window = spool.confirmed + CHANNEL_LIMITS.creditWindowBytes;
+      if (job.sendOffset < spool.produced && job.sendOffset < window) {
+        if (job.sendOffset < spool.lowestOffset) {
+          job.outcome = {
+            state: 'failed',
+            error: { code: 'BODY_INCOMPLETE', message: 'the connection was lost and the spooled body was already dropped' },
+            bodyBytes: job.sendOffset,
+          };
+          job.sendOffset = spool.produced;
+          continue;
+        }
+        const data = await spool.read(job.sendOffset, Math.min(CHANNEL_LIMITS.chunkBytes, window - job.sendOffset));
+        if (job.epoch !== epoch) return;
+        const frame = encodeBodyFrame(FRAME_KIND.responseBody, job.jobId, job.sendOffset, data);
+        job.sendOffset += data.length;
+        if (!(await channel.sendBinary(frame))) return;
+        continue;
+      }
+      if (job.outcome && spool.complete && job.sendOffset >= spool.produced) {
+        channel.send({ type: 'job.end', jobId: job.jobId, ...job.outcome });
+        return;
+      }
+      await spool.changed();
+    }
+  }
+
+  /** After a reconnect, the control plane says where to resend from. */
+  private resume(jobId: string, offset: number): void {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    job.epoch++;
+    job.sendOffset = offset;
+    job.spool.confirm(offset);
+    if (job.head) this.options.channel.send({ type: 'job.head', jobId, ...job.head });
+    job.uploading = false;
+    this.upload(job);
+  }
+
+  private async acknowledged(jobId: string): Promise<void> {
+    this.options.store.journalAck(jobId);
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    if (!job.outcome) {
+      // The control plane ended it (timed out or cancelled): stop the request.
+      job.controller.abort(new OutpostError('CANCELLED', 'the control plane ended this job'));
+      return;
+    }
+    this.jobs.delete(jobId);
+    job.epoch++;
+    job.spool.poke();
+    await job.spool.remove();
+  }
+
+  /** The connection came back: uploads wait for `job.resume`, which the hello triggers. */
+  connectionChanged(): void {
+    for (const job of this.jobs.values()) {
+      job.epoch++;
+      job.spool.poke();
+    }
+  }
+
+  /**
+   * Graceful stop: no new jobs; running ones get until `deadlineMs` to finish, then are
+   * aborted and reported as AGENT_SHUTDOWN.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    const until = Date.now() + deadlineMs;
+    while (this.running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    for (const job of this.jobs.values()) {
+      if (!job.outcome) job.controller.abort(new OutpostError('AGENT_SHUTDOWN', 'the terminal is shutting down'));
+    }
+    const settle = Date.now() + 2000;
+    while (this.running > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
+    // Let finished results reach the control plane before the socket closes.
+    const flush = Date.now() + 3000;
+    while ([...this.jobs.values()].some((j) => j.uploading) && Date.now() < flush) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Closes pooled connections. */
+  async close(): Promise<void> {
+    await this.executor.close();
+  }
+}
