@@ -55,7 +55,11 @@ export class AccountRegistry {
     }
     this.store.saveAccount(descriptor, secrets, warnings);
     this.refreshWarnings(descriptor.id, warnings);
-    this.logger.info('account stored', { accountId: descriptor.id, authType: descriptor.authType, revision: descriptor.revision });
+    this.logger.info('account stored', {
+      accountId: descriptor.id,
+      authType: descriptor.authType,
+      revision: descriptor.revision,
+    });
     return this.report(descriptor.id);
   }
 
@@ -131,7 +135,10 @@ export class AccountRegistry {
         out.push({ host: base.hostname, port: base.port });
         const account = { ...d, secrets: {} } as ResolvedAccount;
         for (const url of authHandler(d.authType).extraOrigins?.(account) ?? []) {
-          out.push({ host: url.hostname, port: url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443 });
+          out.push({
+            host: url.hostname,
+            port: url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443,
+          });
         }
       } catch {
         // An account with an unusable host opens no destination.

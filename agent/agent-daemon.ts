@@ -42,7 +42,11 @@ export class AgentDaemon {
   constructor(private readonly options: DaemonOptions) {
     const { store, logger } = options;
     const identity = store.identity();
-    if (!identity) throw new OutpostError('NOT_ENROLLED', 'this data dir is not enrolled: run terminal-agent enroll first');
+    if (!identity)
+      throw new OutpostError(
+        'NOT_ENROLLED',
+        'this data dir is not enrolled: run terminal-agent enroll first',
+      );
     this.accounts = new AccountRegistry(store, identity, logger.child({ component: 'accounts' }));
     this.connection = new AgentConnection({
       identity,
@@ -60,9 +64,11 @@ export class AgentDaemon {
       }),
       onMessage: (m) => {
         // Account changes are applied in order; job messages go straight to the runner.
-        this.messageChain = this.messageChain.then(() => this.onMessage(m)).catch((err: unknown) => {
-          logger.error('could not handle a control plane message', { type: m.type, err });
-        });
+        this.messageChain = this.messageChain
+          .then(() => this.onMessage(m))
+          .catch((err: unknown) => {
+            logger.error('could not handle a control plane message', { type: m.type, err });
+          });
       },
       onBinary: (data) => this.onBinary(data),
       onState: (s) => {
@@ -99,7 +105,10 @@ export class AgentDaemon {
     this.runner.recover();
     this.connection.start();
     this.state = 'running';
-    this.pruneTimer = setInterval(() => store.pruneJournal(new Date(Date.now() - 7 * 86_400_000).toISOString()), 3600_000);
+    this.pruneTimer = setInterval(
+      () => store.pruneJournal(new Date(Date.now() - 7 * 86_400_000).toISOString()),
+      3600_000,
+    );
     this.pruneTimer.unref();
   }
 
@@ -128,7 +137,11 @@ export class AgentDaemon {
         return;
       }
       case 'test.request': {
-        const hops = await runConnectionTest(this.accounts, this.runner.executor, message.accountId);
+        const hops = await runConnectionTest(
+          this.accounts,
+          this.runner.executor,
+          message.accountId,
+        );
         this.connection.send({ type: 'test.reply', requestId: message.requestId, hops });
         return;
       }
@@ -143,9 +156,12 @@ export class AgentDaemon {
   private onBinary(data: Buffer): void {
     try {
       const frame = decodeBodyFrame(data);
-      if (frame.kind === FRAME_KIND.requestBody) this.runner.requestBodyChunk(frame.jobId, frame.data);
+      if (frame.kind === FRAME_KIND.requestBody)
+        this.runner.requestBodyChunk(frame.jobId, frame.data);
     } catch (err) {
-      this.options.logger.warn('ignored a malformed binary frame', { reason: (err as Error).message });
+      this.options.logger.warn('ignored a malformed binary frame', {
+        reason: (err as Error).message,
+      });
     }
   }
 
@@ -153,12 +169,18 @@ export class AgentDaemon {
   async stop(): Promise<void> {
     if (this.state === 'draining' || this.state === 'stopped') return;
     this.state = 'draining';
-    this.options.logger.info('stopping: letting running jobs finish', { running: this.runner.runningCount });
+    this.options.logger.info('stopping: letting running jobs finish', {
+      running: this.runner.runningCount,
+    });
     await this.runner.drain(this.options.drainMs);
     await this.connection.stop();
     await this.runner.close();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
-    this.options.store.setStatus({ connected: 0, connectedSince: null, stoppedAt: new Date().toISOString() });
+    this.options.store.setStatus({
+      connected: 0,
+      connectedSince: null,
+      stoppedAt: new Date().toISOString(),
+    });
     this.state = 'stopped';
   }
 }

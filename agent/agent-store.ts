@@ -101,7 +101,10 @@ export class AgentStore {
   // ---- identity ----
 
   private meta(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+    return (
+      this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+        { value: string } | undefined
+    )?.value;
   }
 
   /** The identity, or undefined before enrollment. */
@@ -111,15 +114,24 @@ export class AgentStore {
   }
 
   /** Public facts of the identity (no keys), readable without decrypting. */
-  identitySummary(): { terminalId: string; name: string; controlPlaneUrl: string; enrolledAt: string } | undefined {
+  identitySummary():
+    { terminalId: string; name: string; controlPlaneUrl: string; enrolledAt: string } | undefined {
     const s = this.meta('identity-summary');
-    return s ? (JSON.parse(s) as { terminalId: string; name: string; controlPlaneUrl: string; enrolledAt: string }) : undefined;
+    return s
+      ? (JSON.parse(s) as {
+          terminalId: string;
+          name: string;
+          controlPlaneUrl: string;
+          enrolledAt: string;
+        })
+      : undefined;
   }
 
   /** Stores a new identity, forgetting everything of a previous enrollment. */
   saveIdentity(identity: AgentIdentity): void {
     this.db.transaction(() => {
-      for (const t of ['accounts', 'local_secrets', 'auth_state', 'journal', 'status']) this.db.exec(`DELETE FROM ${t}`);
+      for (const t of ['accounts', 'local_secrets', 'auth_state', 'journal', 'status'])
+        this.db.exec(`DELETE FROM ${t}`);
       const put = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
       put.run('identity', this.encrypt(identity, 'identity'));
       put.run(
@@ -157,8 +169,10 @@ export class AgentStore {
 
   /** The revision of a held account, or undefined. */
   accountRevision(id: string): number | undefined {
-    return (this.db.prepare('SELECT revision FROM accounts WHERE id = ?').get(id) as { revision: number } | undefined)
-      ?.revision;
+    return (
+      this.db.prepare('SELECT revision FROM accounts WHERE id = ?').get(id) as
+        { revision: number } | undefined
+    )?.revision;
   }
 
   /** Forgets an account and everything obtained for it. */
@@ -172,7 +186,9 @@ export class AgentStore {
 
   /** Every held account (without secrets). */
   accounts(): HeldAccount[] {
-    const rows = this.db.prepare('SELECT descriptor, warnings FROM accounts ORDER BY rowid').all() as Array<{
+    const rows = this.db
+      .prepare('SELECT descriptor, warnings FROM accounts ORDER BY rowid')
+      .all() as Array<{
       descriptor: string;
       warnings: string;
     }>;
@@ -185,14 +201,18 @@ export class AgentStore {
   /** An account's secrets: those from the control plane, overlaid by those set on site. */
   accountSecrets(id: string): FieldMap {
     const row = this.db.prepare('SELECT secrets_encrypted FROM accounts WHERE id = ?').get(id) as
-      | { secrets_encrypted: string | null }
-      | undefined;
-    const base = row?.secrets_encrypted ? this.decrypt<FieldMap>(row.secrets_encrypted, `account:${id}`) : {};
-    const local = this.db.prepare('SELECT field, value_encrypted FROM local_secrets WHERE account_id = ?').all(id) as Array<{
+      { secrets_encrypted: string | null } | undefined;
+    const base = row?.secrets_encrypted
+      ? this.decrypt<FieldMap>(row.secrets_encrypted, `account:${id}`)
+      : {};
+    const local = this.db
+      .prepare('SELECT field, value_encrypted FROM local_secrets WHERE account_id = ?')
+      .all(id) as Array<{
       field: string;
       value_encrypted: string;
     }>;
-    for (const l of local) base[l.field] = this.decrypt<unknown>(l.value_encrypted, `local:${id}:${l.field}`);
+    for (const l of local)
+      base[l.field] = this.decrypt<unknown>(l.value_encrypted, `local:${id}:${l.field}`);
     registerSecrets(base);
     return base;
   }
@@ -205,14 +225,21 @@ export class AgentStore {
         `INSERT INTO local_secrets (account_id, field, value_encrypted, updated_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (account_id, field) DO UPDATE SET value_encrypted = excluded.value_encrypted, updated_at = excluded.updated_at`,
       )
-      .run(accountId, field, this.encrypt(value, `local:${accountId}:${field}`), new Date().toISOString());
+      .run(
+        accountId,
+        field,
+        this.encrypt(value, `local:${accountId}:${field}`),
+        new Date().toISOString(),
+      );
     this.db.prepare('DELETE FROM auth_state WHERE account_id = ?').run(accountId);
   }
 
   /** Names of the secret fields set on site for an account. */
   localSecretFields(accountId: string): string[] {
     return (
-      this.db.prepare('SELECT field FROM local_secrets WHERE account_id = ? ORDER BY field').all(accountId) as Array<{
+      this.db
+        .prepare('SELECT field FROM local_secrets WHERE account_id = ? ORDER BY field')
+        .all(accountId) as Array<{
         field: string;
       }>
     ).map((r) => r.field);
@@ -220,15 +247,17 @@ export class AgentStore {
 
   /** Records warnings found for an account. */
   setAccountWarnings(id: string, warnings: string[]): void {
-    this.db.prepare('UPDATE accounts SET warnings = ? WHERE id = ?').run(JSON.stringify(warnings), id);
+    this.db
+      .prepare('UPDATE accounts SET warnings = ? WHERE id = ?')
+      .run(JSON.stringify(warnings), id);
   }
 
   // ---- auth state (tokens, cookies) ----
 
   getAuthState(accountId: string): FieldMap | undefined {
-    const row = this.db.prepare('SELECT state_encrypted FROM auth_state WHERE account_id = ?').get(accountId) as
-      | { state_encrypted: string }
-      | undefined;
+    const row = this.db
+      .prepare('SELECT state_encrypted FROM auth_state WHERE account_id = ?')
+      .get(accountId) as { state_encrypted: string } | undefined;
     if (!row) return undefined;
     const state = this.decrypt<FieldMap>(row.state_encrypted, `auth-state:${accountId}`);
     registerSecrets(state);
@@ -253,24 +282,37 @@ export class AgentStore {
    */
   journalStart(jobId: string, accountId: string): boolean {
     const res = this.db
-      .prepare("INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)")
+      .prepare(
+        "INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)",
+      )
       .run(jobId, accountId, new Date().toISOString());
     return res.changes === 1;
   }
 
   /** Stores the head of the target's answer. */
   journalHead(jobId: string, status: number, headers: ResponseHeaders): void {
-    this.db.prepare('UPDATE journal SET status = ?, headers = ? WHERE job_id = ?').run(status, JSON.stringify(headers), jobId);
+    this.db
+      .prepare('UPDATE journal SET status = ?, headers = ? WHERE job_id = ?')
+      .run(status, JSON.stringify(headers), jobId);
   }
 
   /** Records how a job ended (before the result is sent). */
-  journalFinish(jobId: string, outcome: { state: JournalEntry['outcomeState']; error: ErrorBody | null; bodyBytes: number }): void {
+  journalFinish(
+    jobId: string,
+    outcome: { state: JournalEntry['outcomeState']; error: ErrorBody | null; bodyBytes: number },
+  ): void {
     this.db
       .prepare(
         `UPDATE journal SET state = 'finished', finished_at = ?, outcome_state = ?, error = ?, body_bytes = ?
          WHERE job_id = ? AND state = 'running'`,
       )
-      .run(new Date().toISOString(), outcome.state, outcome.error ? JSON.stringify(outcome.error) : null, outcome.bodyBytes, jobId);
+      .run(
+        new Date().toISOString(),
+        outcome.state,
+        outcome.error ? JSON.stringify(outcome.error) : null,
+        outcome.bodyBytes,
+        jobId,
+      );
   }
 
   /** The control plane stored the result: the job is done for good. */
@@ -280,21 +322,24 @@ export class AgentStore {
 
   /** A journal entry. */
   journalEntry(jobId: string): JournalEntry | undefined {
-    const r = this.db.prepare('SELECT * FROM journal WHERE job_id = ?').get(jobId) as JournalRow | undefined;
+    const r = this.db.prepare('SELECT * FROM journal WHERE job_id = ?').get(jobId) as
+      JournalRow | undefined;
     return r ? fromJournalRow(r) : undefined;
   }
 
   /** Jobs not yet acknowledged: running, or finished with a result to (re)send. */
   unackedJobs(): JournalEntry[] {
-    return (this.db.prepare('SELECT * FROM journal WHERE acked = 0 ORDER BY rowid').all() as JournalRow[]).map(
-      fromJournalRow,
-    );
+    return (
+      this.db.prepare('SELECT * FROM journal WHERE acked = 0 ORDER BY rowid').all() as JournalRow[]
+    ).map(fromJournalRow);
   }
 
   /** Counts of finished jobs since a time. */
   jobCounts(since: string): { succeeded: number; failed: number } {
     const rows = this.db
-      .prepare("SELECT outcome_state AS s, COUNT(*) AS n FROM journal WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state")
+      .prepare(
+        "SELECT outcome_state AS s, COUNT(*) AS n FROM journal WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state",
+      )
       .all(since) as Array<{ s: string; n: number }>;
     let succeeded = 0;
     let failed = 0;
@@ -313,17 +358,25 @@ export class AgentStore {
   // ---- allowlist ----
 
   allowlist(): Array<{ host: string; port: number | null }> {
-    return (this.db.prepare('SELECT host, port FROM allowlist ORDER BY host, port').all() as Array<{ host: string; port: number }>).map(
-      (r) => ({ host: r.host, port: r.port === 0 ? null : r.port }),
-    );
+    return (
+      this.db.prepare('SELECT host, port FROM allowlist ORDER BY host, port').all() as Array<{
+        host: string;
+        port: number;
+      }>
+    ).map((r) => ({ host: r.host, port: r.port === 0 ? null : r.port }));
   }
 
   allow(host: string, port: number | null): void {
-    this.db.prepare('INSERT OR IGNORE INTO allowlist (host, port) VALUES (?, ?)').run(host, port ?? 0);
+    this.db
+      .prepare('INSERT OR IGNORE INTO allowlist (host, port) VALUES (?, ?)')
+      .run(host, port ?? 0);
   }
 
   disallow(host: string, port: number | null): boolean {
-    return this.db.prepare('DELETE FROM allowlist WHERE host = ? AND port = ?').run(host, port ?? 0).changes > 0;
+    return (
+      this.db.prepare('DELETE FROM allowlist WHERE host = ? AND port = ?').run(host, port ?? 0)
+        .changes > 0
+    );
   }
 
   // ---- live status ----
@@ -336,7 +389,10 @@ export class AgentStore {
   }
 
   status(): Record<string, string | null> {
-    const rows = this.db.prepare('SELECT key, value FROM status').all() as Array<{ key: string; value: string | null }>;
+    const rows = this.db.prepare('SELECT key, value FROM status').all() as Array<{
+      key: string;
+      value: string | null;
+    }>;
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 }

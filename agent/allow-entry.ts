@@ -19,9 +19,13 @@ export function parseAllowEntry(value: string): { host: string; port: number | n
       port = Number(m[2]);
     }
   }
-  const validName = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(host);
+  const validName =
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/.test(host);
   if (!validName && isIP(host) === 0) {
-    throw new OutpostError('VALIDATION_FAILED', `"${value}" is not HOST or HOST:PORT (a host name or an IP address)`);
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `"${value}" is not HOST or HOST:PORT (a host name or an IP address)`,
+    );
   }
   if (port !== null && (port < 1 || port > 65535)) {
     throw new OutpostError('VALIDATION_FAILED', `port ${port} is not from 1 to 65535`);

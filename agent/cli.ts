@@ -22,8 +22,12 @@ import { readSecretValue } from './secret-input.js';
 import { runDoctor } from './doctor.js';
 
 const dataDirOption = () =>
-  new Option('--data-dir <dir>', 'where the agent keeps its state').default(undefined, 'see README');
-const caOption = () => new Option('--ca <file>', 'PEM bundle of a private CA to trust for the control plane');
+  new Option('--data-dir <dir>', 'where the agent keeps its state').default(
+    undefined,
+    'see README',
+  );
+const caOption = () =>
+  new Option('--ca <file>', 'PEM bundle of a private CA to trust for the control plane');
 const proxyOption = () =>
   new Option('--proxy <url>', 'HTTP proxy for the control plane (default: HTTPS_PROXY / NO_PROXY)');
 
@@ -37,22 +41,32 @@ function readCa(file: string | undefined): string[] | undefined {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new OutpostError('VALIDATION_FAILED', `--ca ${file} cannot be read: ${(err as Error).message}`, { field: 'ca' });
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `--ca ${file} cannot be read: ${(err as Error).message}`,
+      { field: 'ca' },
+    );
   }
   const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-  if (!certs) throw new OutpostError('VALIDATION_FAILED', `--ca ${file} holds no PEM certificate`, { field: 'ca' });
+  if (!certs)
+    throw new OutpostError('VALIDATION_FAILED', `--ca ${file} holds no PEM certificate`, {
+      field: 'ca',
+    });
   return certs;
 }
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('give an integer from 1 to 1000');
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new InvalidArgumentError('give an integer from 1 to 1000');
   return n;
 }
 
 const program = new Command()
   .name('terminal-agent')
-  .description('Outpost terminal agent: runs REST requests inside this network for the control plane')
+  .description(
+    'Outpost terminal agent: runs REST requests inside this network for the control plane',
+  )
   .version(PRODUCT_VERSION, '-v, --version')
   .showHelpAfterError();
 
@@ -66,90 +80,122 @@ program
   .option('--force', 'enroll again even if this data dir is enrolled', false)
   .addOption(caOption())
   .addOption(proxyOption())
-  .action(async (opts: { url: string; token: string; dataDir?: string; name?: string; force: boolean; ca?: string; proxy?: string }) => {
-    registerSecret(opts.token);
-    const url = parseControlPlaneUrl(opts.url);
-    const ca = readCa(opts.ca);
-    const proxy = proxyFor(url, opts.proxy);
-    const dispatcher = proxy
-      ? new ProxyAgent({ uri: proxy.toString(), requestTls: { ca } })
-      : ca
-        ? new UndiciAgent({ connect: { ca } })
-        : undefined;
-    const store = new AgentStore(dataDir(opts));
-    try {
-      const result = await enroll(store, { url: url.toString(), token: opts.token, name: opts.name, force: opts.force, dispatcher });
-      process.stdout.write(`Enrolled as terminal ${result.terminalId} (${result.name}).\nData dir: ${store.dataDir}\n`);
-    } finally {
-      store.close();
-      await dispatcher?.close();
-    }
-  });
+  .action(
+    async (opts: {
+      url: string;
+      token: string;
+      dataDir?: string;
+      name?: string;
+      force: boolean;
+      ca?: string;
+      proxy?: string;
+    }) => {
+      registerSecret(opts.token);
+      const url = parseControlPlaneUrl(opts.url);
+      const ca = readCa(opts.ca);
+      const proxy = proxyFor(url, opts.proxy);
+      const dispatcher = proxy
+        ? new ProxyAgent({ uri: proxy.toString(), requestTls: { ca } })
+        : ca
+          ? new UndiciAgent({ connect: { ca } })
+          : undefined;
+      const store = new AgentStore(dataDir(opts));
+      try {
+        const result = await enroll(store, {
+          url: url.toString(),
+          token: opts.token,
+          name: opts.name,
+          force: opts.force,
+          dispatcher,
+        });
+        process.stdout.write(
+          `Enrolled as terminal ${result.terminalId} (${result.name}).\nData dir: ${store.dataDir}\n`,
+        );
+      } finally {
+        store.close();
+        await dispatcher?.close();
+      }
+    },
+  );
 
 program
   .command('run')
   .description('run the agent in the foreground (what the service runs)')
   .addOption(dataDirOption())
-  .option('--log-level <level>', 'error, warn, info or debug', process.env.OUTPOST_LOG_LEVEL ?? 'info')
+  .option(
+    '--log-level <level>',
+    'error, warn, info or debug',
+    process.env.OUTPOST_LOG_LEVEL ?? 'info',
+  )
   .option('--log-format <format>', 'json or pretty (default: pretty on a terminal)')
   .option('--max-concurrency <n>', 'jobs run at once, at most', positiveInt, 16)
   .option('--drain-seconds <n>', 'on SIGTERM, how long running jobs may finish', positiveInt, 20)
   .addOption(caOption())
   .addOption(proxyOption())
-  .action(async (opts: {
-    dataDir?: string;
-    logLevel: string;
-    logFormat?: string;
-    maxConcurrency: number;
-    drainSeconds: number;
-    ca?: string;
-    proxy?: string;
-  }) => {
-    const store = new AgentStore(dataDir(opts));
-    const identity = store.identitySummary();
-    if (!identity) {
-      store.close();
-      process.stderr.write(`error NOT_ENROLLED: ${store.dataDir} is not enrolled: run terminal-agent enroll first\n`);
-      process.exit(2);
-    }
-    const recentLines = new RecentLinesTransport(2000);
-    const logger = createLogger({
-      level: opts.logLevel,
-      format: (opts.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',
-      stream: process.stdout,
-      extraTransports: [recentLines, fileLogTransport(store.dataDir)],
-      component: 'agent',
-    });
-    const target = new URL(identity.controlPlaneUrl);
-    const proxy = proxyFor(target, opts.proxy);
-    const ca = readCa(opts.ca);
-    const daemon = new AgentDaemon({
-      store,
-      logger,
-      recentLines,
-      maxConcurrency: opts.maxConcurrency,
-      httpAgent: proxy ? new ConnectProxyAgent(proxy, target.protocol === 'https:', {}) : undefined,
-      ca,
-      drainMs: opts.drainSeconds * 1000,
-    });
-    daemon.start();
-    logger.info('agent started', { terminalId: identity.terminalId, version: PRODUCT_VERSION, proxy: proxy?.host ?? null });
-    const stop = (signal: string) => {
-      logger.info('signal received', { signal });
-      daemon.stop().then(
-        () => {
-          store.close();
-          process.exit(0);
-        },
-        (err: unknown) => {
-          logger.error('error while stopping', { err });
-          process.exit(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  .action(
+    async (opts: {
+      dataDir?: string;
+      logLevel: string;
+      logFormat?: string;
+      maxConcurrency: number;
+      drainSeconds: number;
+      ca?: string;
+      proxy?: string;
+    }) => {
+      const store = new AgentStore(dataDir(opts));
+      const identity = store.identitySummary();
+      if (!identity) {
+        store.close();
+        process.stderr.write(
+          `error NOT_ENROLLED: ${store.dataDir} is not enrolled: run terminal-agent enroll first\n`,
+        );
+        process.exit(2);
+      }
+      const recentLines = new RecentLinesTransport(2000);
+      const logger = createLogger({
+        level: opts.logLevel,
+        format: (opts.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json')) as 'json' | 'pretty',
+        stream: process.stdout,
+        extraTransports: [recentLines, fileLogTransport(store.dataDir)],
+        component: 'agent',
+      });
+      const target = new URL(identity.controlPlaneUrl);
+      const proxy = proxyFor(target, opts.proxy);
+      const ca = readCa(opts.ca);
+      const daemon = new AgentDaemon({
+        store,
+        logger,
+        recentLines,
+        maxConcurrency: opts.maxConcurrency,
+        httpAgent: proxy
+          ? new ConnectProxyAgent(proxy, target.protocol === 'https:', {})
+          : undefined,
+        ca,
+        drainMs: opts.drainSeconds * 1000,
+      });
+      daemon.start();
+      logger.info('agent started', {
+        terminalId: identity.terminalId,
+        version: PRODUCT_VERSION,
+        proxy: proxy?.host ?? null,
+      });
+      const stop = (signal: string) => {
+        logger.info('signal received', { signal });
+        daemon.stop().then(
+          () => {
+            store.close();
+            process.exit(0);
+          },
+          (err: unknown) => {
+            logger.error('error while stopping', { err });
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    },
+  );
 
 program
   .command('status')
@@ -178,23 +224,34 @@ accounts
     else if (list.length === 0) process.stdout.write('No accounts yet.\n');
     else {
       for (const a of list) {
-        process.stdout.write(`${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`);
+        process.stdout.write(
+          `${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`,
+        );
         for (const w of a.warnings) process.stdout.write(`    ! ${w}\n`);
       }
     }
   });
 accounts
   .command('set-secret')
-  .description('set a secret on this machine only; the value is read from a prompt or stdin, never argv')
+  .description(
+    'set a secret on this machine only; the value is read from a prompt or stdin, never argv',
+  )
   .argument('<account>', 'account id or name')
   .argument('<field>', 'secret field, e.g. password')
   .addOption(dataDirOption())
   .action(async (account: string, field: string, opts: { dataDir?: string }) => {
     const store = new AgentStore(dataDir(opts));
     try {
-      const held = store.accounts().filter((a) => a.descriptor.id === account || a.descriptor.name === account);
-      if (held.length === 0) throw new OutpostError('NOT_FOUND', `this terminal holds no account "${account}" (see: terminal-agent accounts list)`);
-      if (held.length > 1) throw new OutpostError('CONFLICT', `several accounts are named "${account}": give the id`);
+      const held = store
+        .accounts()
+        .filter((a) => a.descriptor.id === account || a.descriptor.name === account);
+      if (held.length === 0)
+        throw new OutpostError(
+          'NOT_FOUND',
+          `this terminal holds no account "${account}" (see: terminal-agent accounts list)`,
+        );
+      if (held.length > 1)
+        throw new OutpostError('CONFLICT', `several accounts are named "${account}": give the id`);
       const d = held[0]!.descriptor;
       const value = await readSecretValue(field);
       const identity = store.identity()!;
@@ -211,14 +268,18 @@ accounts
       const checked = checkAccountFields(d.authType, d.settings, merged, true);
       store.setLocalSecret(d.id, field, value);
       const warnings = registry.refreshWarnings(d.id);
-      process.stdout.write(`Set ${field} for ${d.name} (${d.id}) on this machine.${checked.warnings.length || warnings.length ? ' Warnings:' : ''}\n`);
+      process.stdout.write(
+        `Set ${field} for ${d.name} (${d.id}) on this machine.${checked.warnings.length || warnings.length ? ' Warnings:' : ''}\n`,
+      );
       for (const w of warnings) process.stdout.write(`  ! ${w}\n`);
     } finally {
       store.close();
     }
   });
 
-const allow = program.command('allow').description("this terminal's own allowlist of extra destinations");
+const allow = program
+  .command('allow')
+  .description("this terminal's own allowlist of extra destinations");
 allow
   .command('add')
   .argument('<destination>', 'HOST or HOST:PORT')
@@ -249,20 +310,29 @@ allow
     const store = new AgentStore(dataDir(opts));
     const list = store.allowlist();
     store.close();
-    if (list.length === 0) process.stdout.write('The allowlist is empty: only the hosts of held accounts are reachable.\n');
+    if (list.length === 0)
+      process.stdout.write(
+        'The allowlist is empty: only the hosts of held accounts are reachable.\n',
+      );
     for (const e of list) process.stdout.write(`${e.host}${e.port ? `:${e.port}` : ''}\n`);
   });
 
 program
   .command('doctor')
-  .description('check DNS, TCP and TLS to the control plane and to each account, clock skew, and permissions')
+  .description(
+    'check DNS, TCP and TLS to the control plane and to each account, clock skew, and permissions',
+  )
   .addOption(dataDirOption())
   .addOption(caOption())
   .addOption(proxyOption())
   .action(async (opts: { dataDir?: string; ca?: string; proxy?: string }) => {
     const store = new AgentStore(dataDir(opts));
     try {
-      const ok = await runDoctor(store, { ca: readCa(opts.ca), proxyFlag: opts.proxy, out: process.stdout });
+      const ok = await runDoctor(store, {
+        ca: readCa(opts.ca),
+        proxyFlag: opts.proxy,
+        out: process.stdout,
+      });
       process.exitCode = ok ? 0 : 1;
     } finally {
       store.close();
@@ -272,7 +342,8 @@ program
 registerServiceCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', (err as Error).message);
+  const e =
+    err instanceof OutpostError ? err : new OutpostError('INTERNAL', (err as Error).message);
   process.stderr.write(`error ${e.code}: ${e.message}\n`);
   process.exit(e.code === 'NOT_ENROLLED' ? 2 : 1);
 });

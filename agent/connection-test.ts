@@ -26,7 +26,13 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value?: T; 
   }
 }
 
-function hop(name: string, ok: boolean, ms: number | null, detail: string, hint: string | null): TestHop {
+function hop(
+  name: string,
+  ok: boolean,
+  ms: number | null,
+  detail: string,
+  hint: string | null,
+): TestHop {
   return { name, ok, ms, detail, hint };
 }
 
@@ -38,7 +44,16 @@ export async function runConnectionTest(
 ): Promise<TestHop[]> {
   if (accountId === null) return [];
   const account = accounts.resolve(accountId);
-  if (!account) return [hop('dns', false, null, `this terminal does not hold account ${accountId}`, 'check the account is bound to this terminal')];
+  if (!account)
+    return [
+      hop(
+        'dns',
+        false,
+        null,
+        `this terminal does not hold account ${accountId}`,
+        'check the account is bound to this terminal',
+      ),
+    ];
   const hops: TestHop[] = [];
   let base;
   try {
@@ -49,7 +64,15 @@ export async function runConnectionTest(
   const host = base.hostname.replace(/^\[|\]$/g, '');
   const r = await timed(async () => (net.isIP(host) ? host : (await dns.lookup(host)).address));
   if (r.error) {
-    hops.push(hop('dns', false, r.ms, `cannot resolve ${host}: ${r.error.message}`, 'check the host name and the DNS servers of the terminal machine'));
+    hops.push(
+      hop(
+        'dns',
+        false,
+        r.ms,
+        `cannot resolve ${host}: ${r.error.message}`,
+        'check the host name and the DNS servers of the terminal machine',
+      ),
+    );
     return hops;
   }
   const address = r.value!;
@@ -58,7 +81,15 @@ export async function runConnectionTest(
     accounts.policy.checkUrl(new URL(`${base.protocol}//${base.hostname}:${base.port}/`));
     accounts.policy.checkAddress(host, address, base.port);
   } catch (err) {
-    hops.push(hop('tcp', false, null, toOutpostError(err).message, 'allow the host on the terminal: terminal-agent allow add HOST[:PORT]'));
+    hops.push(
+      hop(
+        'tcp',
+        false,
+        null,
+        toOutpostError(err).message,
+        'allow the host on the terminal: terminal-agent allow add HOST[:PORT]',
+      ),
+    );
     return hops;
   }
   const t = await timed(
@@ -77,7 +108,15 @@ export async function runConnectionTest(
       }),
   );
   if (t.error) {
-    hops.push(hop('tcp', false, t.ms, `cannot connect to ${address}:${base.port}: ${t.error.message}`, 'check that the service listens on that port and that no firewall blocks the terminal'));
+    hops.push(
+      hop(
+        'tcp',
+        false,
+        t.ms,
+        `cannot connect to ${address}:${base.port}: ${t.error.message}`,
+        'check that the service listens on that port and that no firewall blocks the terminal',
+      ),
+    );
     return hops;
   }
   hops.push(hop('tcp', true, t.ms, `connected to ${address}:${base.port}`, null));
@@ -112,11 +151,27 @@ export async function runConnectionTest(
         }),
     );
     if (s.error) {
-      hops.push(hop('tls', false, s.ms, `TLS failed: ${s.error.message}`, 'give the account the CA that signed the server certificate (settings.caPem), or check the host name'));
+      hops.push(
+        hop(
+          'tls',
+          false,
+          s.ms,
+          `TLS failed: ${s.error.message}`,
+          'give the account the CA that signed the server certificate (settings.caPem), or check the host name',
+        ),
+      );
       return hops;
     }
     const days = Math.floor((Date.parse(s.value!.valid_to) - Date.now()) / 86_400_000);
-    hops.push(hop('tls', true, s.ms, `certificate for ${s.value!.subject?.CN ?? host} valid for ${days} more days`, days < 30 ? 'the server certificate expires soon' : null));
+    hops.push(
+      hop(
+        'tls',
+        true,
+        s.ms,
+        `certificate for ${s.value!.subject?.CN ?? host} valid for ${days} more days`,
+        days < 30 ? 'the server certificate expires soon' : null,
+      ),
+    );
   } else {
     hops.push(hop('tls', true, 0, 'plain HTTP: no TLS', null));
   }
@@ -124,7 +179,11 @@ export async function runConnectionTest(
   let status = 0;
   const q = await timed(() =>
     executor.execute(
-      { account, request: jobRequestSchema.parse({ method: 'GET', path }), signal: AbortSignal.timeout(10_000) },
+      {
+        account,
+        request: jobRequestSchema.parse({ method: 'GET', path }),
+        signal: AbortSignal.timeout(10_000),
+      },
       {
         head: async (s) => {
           status = s;
@@ -135,10 +194,30 @@ export async function runConnectionTest(
   );
   if (q.error) {
     const e = toOutpostError(q.error);
-    hops.push(hop('request', false, q.ms, `GET ${path} failed: ${e.code}: ${e.message}`, 'check the account credentials and settings.testPath'));
+    hops.push(
+      hop(
+        'request',
+        false,
+        q.ms,
+        `GET ${path} failed: ${e.code}: ${e.message}`,
+        'check the account credentials and settings.testPath',
+      ),
+    );
   } else {
     const ok = status < 400;
-    hops.push(hop('request', ok, q.ms, `GET ${path} answered ${status}`, ok ? null : status === 401 || status === 403 ? 'the target refused the credentials: check the account secrets' : 'set settings.testPath to a path that answers 2xx'));
+    hops.push(
+      hop(
+        'request',
+        ok,
+        q.ms,
+        `GET ${path} answered ${status}`,
+        ok
+          ? null
+          : status === 401 || status === 403
+            ? 'the target refused the credentials: check the account secrets'
+            : 'set settings.testPath to a path that answers 2xx',
+      ),
+    );
   }
   return hops;
 }

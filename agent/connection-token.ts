@@ -7,7 +7,10 @@ import { importJWK, SignJWT, type JWK } from 'jose';
 export const CHANNEL_AUDIENCE = 'outpost-agent-channel';
 
 /** Signs a connection token valid for 60 seconds, with a fresh id so that it works once. */
-export async function signConnectionToken(terminalId: string, signingPrivateJwk: JWK): Promise<string> {
+export async function signConnectionToken(
+  terminalId: string,
+  signingPrivateJwk: JWK,
+): Promise<string> {
   const key = await importJWK(signingPrivateJwk, 'ES256');
   return new SignJWT({})
     .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })

@@ -136,7 +136,9 @@ export class AgentConnection {
       res.on('end', () => {
         let message = `HTTP ${res.statusCode}`;
         try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code: string; message: string } };
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+            error?: { code: string; message: string };
+          };
           if (body.error) message = `${body.error.code}: ${body.error.message}`;
         } catch {
           // Not JSON: keep the status line.
@@ -159,7 +161,9 @@ export class AgentConnection {
       try {
         message = parseFrame(controlMessageSchema, (data as Buffer).toString('utf8'));
       } catch (err) {
-        this.log.warn('closing: the control plane sent a malformed message', { reason: (err as Error).message });
+        this.log.warn('closing: the control plane sent a malformed message', {
+          reason: (err as Error).message,
+        });
         ws.close(CLOSE_CODES.protocolError, (err as Error).message.slice(0, 120));
         return;
       }
@@ -174,16 +178,25 @@ export class AgentConnection {
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.stopped) return;
       if (code === CLOSE_CODES.revoked) this.fail(`this terminal was revoked (${reason})`, true);
-      else if (code === CLOSE_CODES.versionUnsupported) this.fail(`the control plane refused this version: ${reason}`, true);
+      else if (code === CLOSE_CODES.versionUnsupported)
+        this.fail(`the control plane refused this version: ${reason}`, true);
       else if (wasReady) {
         this.log.warn('connection lost; reconnecting', { code, reason });
-        this.options.onState({ connected: false, since: null, error: `connection lost (${code}${reason ? `: ${reason}` : ''})` });
+        this.options.onState({
+          connected: false,
+          since: null,
+          error: `connection lost (${code}${reason ? `: ${reason}` : ''})`,
+        });
         this.schedule();
-      } else this.fail(`connection closed before the session began (${code}${reason ? `: ${reason}` : ''})`);
+      } else
+        this.fail(
+          `connection closed before the session began (${code}${reason ? `: ${reason}` : ''})`,
+        );
     });
     ws.on('error', (err) => {
       this.log.debug('socket error', { err: err.message });
-      if (!this.ready && ws.readyState !== WebSocket.OPEN) this.fail(`cannot reach the control plane: ${err.message}`);
+      if (!this.ready && ws.readyState !== WebSocket.OPEN)
+        this.fail(`cannot reach the control plane: ${err.message}`);
     });
   }
 
@@ -213,7 +226,11 @@ export class AgentConnection {
   /** Records why connecting failed and schedules the next attempt (slowly when refused). */
   private fail(error: string, refused = false): void {
     if (this.stopped) return;
-    if (this.failedOnce && this.ws?.readyState !== WebSocket.CLOSED && this.ws?.readyState !== WebSocket.CLOSING) {
+    if (
+      this.failedOnce &&
+      this.ws?.readyState !== WebSocket.CLOSED &&
+      this.ws?.readyState !== WebSocket.CLOSING
+    ) {
       // The same failure is reported by both 'error' and 'close'; schedule once.
     }
     this.log.warn('not connected', { error });
@@ -238,5 +255,8 @@ export class AgentConnection {
 
 /** Facts about this machine for the hello. */
 export function machineFacts(): { hostname: string; os: string } {
-  return { hostname: os.hostname().slice(0, 255), os: `${os.type()} ${os.release()} ${os.arch()}`.slice(0, 100) };
+  return {
+    hostname: os.hostname().slice(0, 255),
+    os: `${os.type()} ${os.release()} ${os.arch()}`.slice(0, 100),
+  };
 }

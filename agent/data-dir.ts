@@ -4,7 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** The default data dir: env, systemd, the system folder, Windows' ProgramData, or per user. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+export function defaultDataDir(
+  env: NodeJS.ProcessEnv = process.env,
+  platform = process.platform,
+): string {
   if (env.OUTPOST_AGENT_DATA_DIR) return env.OUTPOST_AGENT_DATA_DIR;
   // systemd may list several folders separated by ':'; the first is ours.
   if (env.STATE_DIRECTORY) return env.STATE_DIRECTORY.split(':')[0]!;

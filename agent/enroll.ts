@@ -27,21 +27,34 @@ export function parseControlPlaneUrl(value: string): URL {
   try {
     url = new URL(value);
   } catch {
-    throw new OutpostError('VALIDATION_FAILED', `--url "${value}" is not a URL; give e.g. https://outpost.example.com`, {
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `--url "${value}" is not a URL; give e.g. https://outpost.example.com`,
+      {
+        field: 'url',
+      },
+    );
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OutpostError('VALIDATION_FAILED', '--url must be an http:// or https:// URL', {
       field: 'url',
     });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new OutpostError('VALIDATION_FAILED', '--url must be an http:// or https:// URL', { field: 'url' });
-  }
   if (url.username || url.password || url.search || url.hash) {
-    throw new OutpostError('VALIDATION_FAILED', '--url may not carry credentials, a query or a fragment', { field: 'url' });
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      '--url may not carry credentials, a query or a fragment',
+      { field: 'url' },
+    );
   }
   return url;
 }
 
 /** Enrolls this data dir; returns the terminal id. */
-export async function enroll(store: AgentStore, options: EnrollOptions): Promise<{ terminalId: string; name: string }> {
+export async function enroll(
+  store: AgentStore,
+  options: EnrollOptions,
+): Promise<{ terminalId: string; name: string }> {
   const url = parseControlPlaneUrl(options.url);
   if (store.identitySummary() && !options.force) {
     throw new OutpostError(
@@ -72,7 +85,12 @@ export async function enroll(store: AgentStore, options: EnrollOptions): Promise
       bodyTimeout: 30_000,
     });
   } catch (err) {
-    throw new OutpostError('UNAVAILABLE', `cannot reach the control plane at ${base}: ${(err as Error).message}`, {}, err);
+    throw new OutpostError(
+      'UNAVAILABLE',
+      `cannot reach the control plane at ${base}: ${(err as Error).message}`,
+      {},
+      err,
+    );
   }
   const text = await res.body.text();
   let body: { terminalId?: string; name?: string; error?: { code: string; message: string } } = {};
@@ -83,7 +101,10 @@ export async function enroll(store: AgentStore, options: EnrollOptions): Promise
   }
   if (res.statusCode !== 201 || !body.terminalId) {
     const code = body.error && isErrorCode(body.error.code) ? body.error.code : 'UNAVAILABLE';
-    throw new OutpostError(code, body.error?.message ?? `enrollment failed with HTTP ${res.statusCode}`);
+    throw new OutpostError(
+      code,
+      body.error?.message ?? `enrollment failed with HTTP ${res.statusCode}`,
+    );
   }
   const identity = {
     terminalId: body.terminalId,

@@ -14,7 +14,11 @@ import { outcomeOfError } from '../shared/executor/outcome.js';
 import type { JobOutcome } from '../shared/jobs.js';
 import type { Logger } from '../shared/logger.js';
 import { encodeBodyFrame, FRAME_KIND } from '../shared/protocol/binary-frames.js';
-import { CHANNEL_LIMITS, type AgentMessage, type ControlMessage } from '../shared/protocol/messages.js';
+import {
+  CHANNEL_LIMITS,
+  type AgentMessage,
+  type ControlMessage,
+} from '../shared/protocol/messages.js';
 import type { AccountRegistry } from './account-registry.js';
 import type { AgentStore } from './agent-store.js';
 import { ResponseSpool } from './response-spool.js';
@@ -125,7 +129,8 @@ export class JobRunner {
           state: 'failed',
           error: {
             code: 'AGENT_LOST_JOB',
-            message: 'the terminal stopped while this job ran; it was not run again to avoid running it twice',
+            message:
+              'the terminal stopped while this job ran; it was not run again to avoid running it twice',
           },
           bodyBytes: 0,
         });
@@ -136,8 +141,15 @@ export class JobRunner {
         jobId: entry.jobId,
         controller: new AbortController(),
         spool,
-        head: finished.status !== null ? { status: finished.status, headers: finished.headers ?? {} } : null,
-        outcome: { state: finished.outcomeState ?? 'failed', error: finished.error, bodyBytes: finished.bodyBytes },
+        head:
+          finished.status !== null
+            ? { status: finished.status, headers: finished.headers ?? {} }
+            : null,
+        outcome: {
+          state: finished.outcomeState ?? 'failed',
+          error: finished.error,
+          bodyBytes: finished.bodyBytes,
+        },
         sendOffset: spool.lowestOffset,
         epoch: 0,
         uploading: false,
@@ -148,7 +160,10 @@ export class JobRunner {
 
   /** The jobs to list in the hello. */
   heldJobs(): Array<{ jobId: string; state: 'running' | 'finished' }> {
-    return [...this.jobs.values()].map((j) => ({ jobId: j.jobId, state: j.outcome ? 'finished' : 'running' }));
+    return [...this.jobs.values()].map((j) => ({
+      jobId: j.jobId,
+      state: j.outcome ? 'finished' : 'running',
+    }));
   }
 
   /** Handles the job messages of the protocol. */
@@ -158,7 +173,9 @@ export class JobRunner {
         this.start(message);
         return;
       case 'job.cancel':
-        this.jobs.get(message.jobId)?.controller.abort(new OutpostError('CANCELLED', 'the job was cancelled'));
+        this.jobs
+          .get(message.jobId)
+          ?.controller.abort(new OutpostError('CANCELLED', 'the job was cancelled'));
         this.dropWaiting(message.jobId);
         return;
       case 'job.ack':
@@ -202,7 +219,9 @@ export class JobRunner {
     if (this.jobs.has(message.jobId) || this.waiting.some((w) => w.jobId === message.jobId)) return;
     if (this.options.store.journalEntry(message.jobId)) {
       // Delivered again (a reconnect): it ran, or runs, once. Its result is resent on resume.
-      this.options.logger.info('job delivered again; not running it twice', { jobId: message.jobId });
+      this.options.logger.info('job delivered again; not running it twice', {
+        jobId: message.jobId,
+      });
       return;
     }
     if (this.draining) return;
@@ -238,11 +257,20 @@ export class JobRunner {
     try {
       const account = accounts.resolve(message.accountId);
       if (!account) {
-        throw new OutpostError('TARGET_FORBIDDEN', `this terminal does not hold account ${message.accountId}`);
+        throw new OutpostError(
+          'TARGET_FORBIDDEN',
+          `this terminal does not hold account ${message.accountId}`,
+        );
       }
       log.debug('running job', { accountId: account.id, method: message.request.method });
       const result = await this.executor.execute(
-        { account, request: message.request, streamedBody: job.requestBody ?? undefined, signal, logger: log },
+        {
+          account,
+          request: message.request,
+          streamedBody: job.requestBody ?? undefined,
+          signal,
+          logger: log,
+        },
         {
           head: async (status, headers) => {
             job.head = { status, headers };
@@ -295,13 +323,19 @@ export class JobRunner {
         if (job.sendOffset < spool.lowestOffset) {
           job.outcome = {
             state: 'failed',
-            error: { code: 'BODY_INCOMPLETE', message: 'the connection was lost and the spooled body was already dropped' },
+            error: {
+              code: 'BODY_INCOMPLETE',
+              message: 'the connection was lost and the spooled body was already dropped',
+            },
             bodyBytes: job.sendOffset,
           };
           job.sendOffset = spool.produced;
           continue;
         }
-        const data = await spool.read(job.sendOffset, Math.min(CHANNEL_LIMITS.chunkBytes, window - job.sendOffset));
+        const data = await spool.read(
+          job.sendOffset,
+          Math.min(CHANNEL_LIMITS.chunkBytes, window - job.sendOffset),
+        );
         if (job.epoch !== epoch) return;
         const frame = encodeBodyFrame(FRAME_KIND.responseBody, job.jobId, job.sendOffset, data);
         job.sendOffset += data.length;
@@ -360,7 +394,8 @@ export class JobRunner {
     const until = Date.now() + deadlineMs;
     while (this.running > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     for (const job of this.jobs.values()) {
-      if (!job.outcome) job.controller.abort(new OutpostError('AGENT_SHUTDOWN', 'the terminal is shutting down'));
+      if (!job.outcome)
+        job.controller.abort(new OutpostError('AGENT_SHUTDOWN', 'the terminal is shutting down'));
     }
     const settle = Date.now() + 2000;
     while (this.running > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));

@@ -11,26 +11,49 @@ import { OutpostError } from '../shared/errors.js';
 import { registerSecret } from '../shared/logger.js';
 
 /** Picks the proxy for a target URL from a flag and the environment; undefined for none. */
-export function proxyFor(target: URL, flag: string | undefined, env: NodeJS.ProcessEnv = process.env): URL | undefined {
+export function proxyFor(
+  target: URL,
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): URL | undefined {
   const raw =
     flag ??
     (target.protocol === 'https:' || target.protocol === 'wss:'
       ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy)
       : (env.HTTP_PROXY ?? env.http_proxy));
   if (!raw) return undefined;
-  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const host = target.hostname.toLowerCase();
-  if (flag === undefined && noProxy.some((n) => n === '*' || host === n.replace(/^\./, '') || host.endsWith(n.startsWith('.') ? n : `.${n}`))) {
+  if (
+    flag === undefined &&
+    noProxy.some(
+      (n) =>
+        n === '*' ||
+        host === n.replace(/^\./, '') ||
+        host.endsWith(n.startsWith('.') ? n : `.${n}`),
+    )
+  ) {
     return undefined;
   }
   let proxy: URL;
   try {
     proxy = new URL(raw);
   } catch {
-    throw new OutpostError('VALIDATION_FAILED', `proxy "${raw}" is not a URL; give e.g. http://proxy.corp:3128`, { field: 'proxy' });
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `proxy "${raw}" is not a URL; give e.g. http://proxy.corp:3128`,
+      { field: 'proxy' },
+    );
   }
   if (proxy.protocol !== 'http:') {
-    throw new OutpostError('VALIDATION_FAILED', 'only http:// proxies (with CONNECT) are supported', { field: 'proxy' });
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      'only http:// proxies (with CONNECT) are supported',
+      { field: 'proxy' },
+    );
   }
   if (proxy.password) registerSecret(decodeURIComponent(proxy.password));
   return proxy;
@@ -47,7 +70,12 @@ export class ConnectProxyAgent extends http.Agent {
   }
 
   override createConnection(
-    options: { host?: string; port?: number | string; servername?: string; ca?: string | string[] } & tls.ConnectionOptions,
+    options: {
+      host?: string;
+      port?: number | string;
+      servername?: string;
+      ca?: string | string[];
+    } & tls.ConnectionOptions,
     callback: (err: Error | null, socket?: Duplex) => void,
   ): Duplex | undefined {
     const host = options.host ?? 'localhost';
@@ -69,18 +97,26 @@ export class ConnectProxyAgent extends http.Agent {
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        callback(new Error(`the proxy refused CONNECT to ${host}:${port} with HTTP ${res.statusCode}`));
+        callback(
+          new Error(`the proxy refused CONNECT to ${host}:${port} with HTTP ${res.statusCode}`),
+        );
         return;
       }
       if (!this.secure) {
         callback(null, socket);
         return;
       }
-      const secureSocket = tls.connect({ ...options, socket, servername: options.servername ?? host });
+      const secureSocket = tls.connect({
+        ...options,
+        socket,
+        servername: options.servername ?? host,
+      });
       secureSocket.once('secureConnect', () => callback(null, secureSocket));
-      secureSocket.once('error', (err) => callback(err));
+      secureSocket.once('error', (err: Error) => callback(err));
     });
-    req.once('error', (err) => callback(new Error(`cannot reach the proxy ${this.proxy.host}: ${err.message}`)));
+    req.once('error', (err) =>
+      callback(new Error(`cannot reach the proxy ${this.proxy.host}: ${err.message}`)),
+    );
     req.end();
     return undefined;
   }

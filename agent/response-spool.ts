@@ -45,7 +45,10 @@ export class ResponseSpool {
       .sort((a, b) => a - b);
     spool.lowestSegment = segments[0] ?? Math.ceil(bodyBytes / SEGMENT_BYTES);
     const last = segments.at(-1);
-    spool.produced = last === undefined ? bodyBytes : last * SEGMENT_BYTES + statSync(spool.segmentPath(last)).size;
+    spool.produced =
+      last === undefined
+        ? bodyBytes
+        : last * SEGMENT_BYTES + statSync(spool.segmentPath(last)).size;
     spool.confirmed = spool.lowestSegment * SEGMENT_BYTES;
     spool.complete = true;
     return spool;
@@ -62,7 +65,8 @@ export class ResponseSpool {
 
   /** Appends bytes; waits first while the body is too far ahead of what was confirmed. */
   async write(data: Buffer, signal: AbortSignal): Promise<void> {
-    while (this.produced - this.confirmed > MAX_AHEAD_BYTES && !signal.aborted) await this.changed(signal);
+    while (this.produced - this.confirmed > MAX_AHEAD_BYTES && !signal.aborted)
+      await this.changed(signal);
     const run = this.writeChain.then(async () => {
       let rest = data;
       while (rest.length > 0) {
@@ -90,7 +94,8 @@ export class ResponseSpool {
     if (offset <= this.confirmed) return;
     this.confirmed = Math.min(offset, this.produced);
     const keepFrom = Math.floor(this.confirmed / SEGMENT_BYTES);
-    for (let i = this.lowestSegment; i < keepFrom; i++) void fsp.rm(this.segmentPath(i), { force: true });
+    for (let i = this.lowestSegment; i < keepFrom; i++)
+      void fsp.rm(this.segmentPath(i), { force: true });
     this.lowestSegment = Math.max(this.lowestSegment, keepFrom);
     this.events.emit('change');
   }

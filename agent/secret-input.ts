@@ -22,15 +22,24 @@ export async function readSecretValue(field: string): Promise<unknown> {
   } else {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
-    raw = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    raw = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
   }
-  if (raw === '') throw new OutpostError('INVALID_SECRET', `no value given for ${field}`, { field: `secrets.${field}` });
+  if (raw === '')
+    throw new OutpostError('INVALID_SECRET', `no value given for ${field}`, {
+      field: `secrets.${field}`,
+    });
   registerSecret(raw);
   if (field === 'headers') {
     try {
       return JSON.parse(raw) as unknown;
     } catch {
-      throw new OutpostError('INVALID_SECRET', 'headers must be a JSON object of names and values', { field: 'secrets.headers' });
+      throw new OutpostError(
+        'INVALID_SECRET',
+        'headers must be a JSON object of names and values',
+        { field: 'secrets.headers' },
+      );
     }
   }
   return raw;

@@ -20,7 +20,13 @@ export interface StatusReport {
   pid: number | null;
   uptimeSeconds: number | null;
   dataDir: string;
-  jobs: { running: number; succeeded: number; failed: number; succeededLastHour: number; failedLastHour: number };
+  jobs: {
+    running: number;
+    succeeded: number;
+    failed: number;
+    succeededLastHour: number;
+    failedLastHour: number;
+  };
   lastError: string | null;
   lastErrorAt: string | null;
   accounts: Array<{
@@ -66,7 +72,8 @@ export function statusReport(store: AgentStore): StatusReport {
     version: PRODUCT_VERSION,
     running,
     pid: running ? pid : null,
-    uptimeSeconds: running && s.startedAt ? Math.round((Date.now() - Date.parse(s.startedAt)) / 1000) : null,
+    uptimeSeconds:
+      running && s.startedAt ? Math.round((Date.now() - Date.parse(s.startedAt)) / 1000) : null,
     dataDir: store.dataDir,
     jobs: {
       running: runningJobs,
@@ -118,7 +125,10 @@ export function formatStatus(r: StatusReport): string {
     ['Version', r.version],
     ['Terminal', `${r.name ?? ''} (${r.terminalId})`],
     ['Control plane', r.controlPlaneUrl ?? '-'],
-    ['Agent process', r.running ? `running (pid ${r.pid}, up ${r.uptimeSeconds} s)` : 'not running'],
+    [
+      'Agent process',
+      r.running ? `running (pid ${r.pid}, up ${r.uptimeSeconds} s)` : 'not running',
+    ],
     ['Connected', r.connected ? `yes, since ${ago(r.connectedSince)}` : 'no'],
     ['Last heartbeat', ago(r.lastHeartbeatAt)],
     ['Jobs running', String(r.jobs.running)],
@@ -132,7 +142,8 @@ export function formatStatus(r: StatusReport): string {
   out += `\nAccounts (${r.accounts.length}):\n`;
   for (const a of r.accounts) {
     out += `  ${a.name} [${a.authType}] ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`;
-    for (const c of a.certificatesExpiringSoon) out += `    ! certificate ${c.field} expires ${c.notAfter}\n`;
+    for (const c of a.certificatesExpiringSoon)
+      out += `    ! certificate ${c.field} expires ${c.notAfter}\n`;
     for (const w of a.warnings) out += `    ! ${w}\n`;
   }
   return out;

@@ -17,7 +17,8 @@ const DEFAULT_DATA_DIR = path.join('data', 'control-plane');
 
 function portOption(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('give a port from 0 to 65535');
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('give a port from 0 to 65535');
   return n;
 }
 
@@ -33,7 +34,11 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'port to listen on', portOption, 8080)
   .option('--data-dir <dir>', 'where the store lives', DEFAULT_DATA_DIR)
-  .option('--log-level <level>', 'error, warn, info or debug', process.env.OUTPOST_LOG_LEVEL ?? 'info')
+  .option(
+    '--log-level <level>',
+    'error, warn, info or debug',
+    process.env.OUTPOST_LOG_LEVEL ?? 'info',
+  )
   .action(async (opts: { host: string; port: number; dataDir: string; logLevel: string }) => {
     const logger = createLogger({
       level: opts.logLevel,
@@ -76,7 +81,10 @@ keys
   .option('--data-dir <dir>', 'where the store lives', DEFAULT_DATA_DIR)
   .action((opts: { workspace: string; dataDir: string }) => {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(opts.workspace)) {
-      throw new OutpostError('VALIDATION_FAILED', 'workspace names are 1-100 letters, digits, ".", "_" or "-"');
+      throw new OutpostError(
+        'VALIDATION_FAILED',
+        'workspace names are 1-100 letters, digits, ".", "_" or "-"',
+      );
     }
     const db = openDatabase(opts.dataDir);
     const key = createApiKey(db, ensureWorkspace(db, opts.workspace));
@@ -86,39 +94,68 @@ keys
 
 program
   .command('seal')
-  .description("seal secrets (a JSON object on stdin) to a terminal's encryption key; prints the JWE")
+  .description(
+    "seal secrets (a JSON object on stdin) to a terminal's encryption key; prints the JWE",
+  )
   .requiredOption('--terminal <id>', 'terminal id')
   .option('--url <url>', 'control plane URL to fetch the key from', 'http://127.0.0.1:8080')
   .option('--api-key <key>', 'API key (default: $OUTPOST_API_KEY)')
-  .option('--key-file <file>', "the terminal's encryption key as a JWK file, instead of fetching it")
+  .option(
+    '--key-file <file>',
+    "the terminal's encryption key as a JWK file, instead of fetching it",
+  )
   .option('--account <id>', 'bind the sealed secrets to this account id')
-  .action(async (opts: { terminal: string; url: string; apiKey?: string; keyFile?: string; account?: string }) => {
-    const input = readFileSync(0, 'utf8');
-    let secrets: unknown;
-    try {
-      secrets = JSON.parse(input);
-    } catch {
-      throw new OutpostError('INVALID_JSON', 'stdin must be a JSON object of secret fields, e.g. {"token":"..."}');
-    }
-    if (!secrets || typeof secrets !== 'object' || Array.isArray(secrets)) {
-      throw new OutpostError('VALIDATION_FAILED', 'stdin must be a JSON object of secret fields');
-    }
-    let jwk: Record<string, unknown>;
-    if (opts.keyFile) jwk = JSON.parse(readFileSync(opts.keyFile, 'utf8')) as Record<string, unknown>;
-    else {
-      const apiKey = opts.apiKey ?? process.env.OUTPOST_API_KEY;
-      if (!apiKey) throw new OutpostError('UNAUTHENTICATED', 'give --api-key or set OUTPOST_API_KEY');
-      const res = await fetch(new URL(`/v1/terminals/${encodeURIComponent(opts.terminal)}`, opts.url), {
-        headers: { authorization: `Bearer ${apiKey}` },
-      });
-      const body = (await res.json()) as { encryptionKey?: Record<string, unknown>; error?: { message: string } };
-      if (!res.ok || !body.encryptionKey) {
-        throw new OutpostError('NOT_FOUND', body.error?.message ?? `terminal ${opts.terminal} has no encryption key`);
+  .action(
+    async (opts: {
+      terminal: string;
+      url: string;
+      apiKey?: string;
+      keyFile?: string;
+      account?: string;
+    }) => {
+      const input = readFileSync(0, 'utf8');
+      let secrets: unknown;
+      try {
+        secrets = JSON.parse(input);
+      } catch {
+        throw new OutpostError(
+          'INVALID_JSON',
+          'stdin must be a JSON object of secret fields, e.g. {"token":"..."}',
+        );
       }
-      jwk = body.encryptionKey;
-    }
-    process.stdout.write(`${await sealSecrets(jwk, secrets as Record<string, unknown>, opts.account)}\n`);
-  });
+      if (!secrets || typeof secrets !== 'object' || Array.isArray(secrets)) {
+        throw new OutpostError('VALIDATION_FAILED', 'stdin must be a JSON object of secret fields');
+      }
+      let jwk: Record<string, unknown>;
+      if (opts.keyFile)
+        jwk = JSON.parse(readFileSync(opts.keyFile, 'utf8')) as Record<string, unknown>;
+      else {
+        const apiKey = opts.apiKey ?? process.env.OUTPOST_API_KEY;
+        if (!apiKey)
+          throw new OutpostError('UNAUTHENTICATED', 'give --api-key or set OUTPOST_API_KEY');
+        const res = await fetch(
+          new URL(`/v1/terminals/${encodeURIComponent(opts.terminal)}`, opts.url),
+          {
+            headers: { authorization: `Bearer ${apiKey}` },
+          },
+        );
+        const body = (await res.json()) as {
+          encryptionKey?: Record<string, unknown>;
+          error?: { message: string };
+        };
+        if (!res.ok || !body.encryptionKey) {
+          throw new OutpostError(
+            'NOT_FOUND',
+            body.error?.message ?? `terminal ${opts.terminal} has no encryption key`,
+          );
+        }
+        jwk = body.encryptionKey;
+      }
+      process.stdout.write(
+        `${await sealSecrets(jwk, secrets as Record<string, unknown>, opts.account)}\n`,
+      );
+    },
+  );
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
@@ -126,7 +163,8 @@ function envInt(name: string): number | undefined {
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', (err as Error).message);
+  const e =
+    err instanceof OutpostError ? err : new OutpostError('INTERNAL', (err as Error).message);
   process.stderr.write(`error ${e.code}: ${e.message}\n`);
   process.exit(e.code === 'INTERNAL' ? 1 : 2);
 });

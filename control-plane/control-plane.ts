@@ -63,7 +63,12 @@ export class ControlPlane {
     });
     this.gateway = new AgentGateway(
       this.db,
-      { jobs: this.jobs, accounts, logger: logger.child({ component: 'gateway' }), heartbeatMs: options.heartbeatMs ?? 15_000 },
+      {
+        jobs: this.jobs,
+        accounts,
+        logger: logger.child({ component: 'gateway' }),
+        heartbeatMs: options.heartbeatMs ?? 15_000,
+      },
       logger,
     );
     this.direct = new ControlPlaneDirectRunner(
@@ -121,7 +126,9 @@ export class ControlPlane {
   /** Starts listening; resolves with the base URL. */
   async listen(): Promise<string> {
     this.jobs.start(this.gateway, this.direct);
-    this.app.server.on('upgrade', (req, socket, head) => this.gateway.handleUpgrade(req, socket, head));
+    this.app.server.on('upgrade', (req, socket, head) =>
+      this.gateway.handleUpgrade(req, socket, head),
+    );
     await this.app.listen({ host: this.options.host, port: this.options.port });
     const address = this.app.server.address();
     const port = typeof address === 'object' && address ? address.port : this.options.port;

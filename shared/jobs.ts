@@ -50,7 +50,9 @@ export type JobState = (typeof JOB_STATES)[number];
 
 /** True for states a job never leaves. */
 export function isFinalState(state: JobState): boolean {
-  return state === 'succeeded' || state === 'failed' || state === 'cancelled' || state === 'timed_out';
+  return (
+    state === 'succeeded' || state === 'failed' || state === 'cancelled' || state === 'timed_out'
+  );
 }
 
 /** The head of a target's answer. */

@@ -37,8 +37,11 @@ export function redactText(text: string): string {
     if (out.includes(secret)) out = out.split(secret).join(MASK);
   }
   // Control characters from user text must not forge log lines or terminal escapes.
-  // eslint-disable-next-line no-control-regex
-  return out.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return out.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u0008\u000b-\u001f\u007f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** Deep copy of a value with secret-named fields masked and registered secrets removed. */
@@ -47,14 +50,23 @@ export function redactValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactText(value);
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   if (value instanceof Error) {
-    return { name: value.name, message: redactText(value.message), code: (value as { code?: unknown }).code };
+    return {
+      name: value.name,
+      message: redactText(value.message),
+      code: (value as { code?: unknown }).code,
+    };
   }
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined && typeof v !== 'boolean' && typeof v !== 'number'
-        ? MASK
-        : redactValue(v, depth + 1);
+      out[k] =
+        SECRET_KEY.test(k) &&
+        v !== null &&
+        v !== undefined &&
+        typeof v !== 'boolean' &&
+        typeof v !== 'number'
+          ? MASK
+          : redactValue(v, depth + 1);
     }
     return out;
   }
@@ -101,7 +113,7 @@ export class RecentLinesTransport extends Transport {
   /** Lines at or after `since`, at or above `level`, newest last, at most `limit`. */
   query(options: { since?: Date; level?: string; limit?: number }): LogLine[] {
     const rank = winston.config.npm.levels;
-    const max = options.level ? (rank[options.level] ?? rank.debug!) : rank.debug!;
+    const max = options.level ? (rank[options.level] ?? rank.debug) : rank.debug;
     const since = options.since?.getTime() ?? 0;
     const hits = this.lines.filter(
       (l) => (rank[l.level] ?? 0) <= max && Date.parse(l.time) >= since,
@@ -126,7 +138,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = winston.format.printf((info) => {
     const { level, message, timestamp, component, ...rest } = info;
     const fields = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-    return `${String(timestamp)} ${level} ${component ? `[${String(component)}] ` : ''}${String(message)}${fields}`;
+    return `${String(timestamp)} ${level} ${typeof component === 'string' ? `[${component}] ` : ''}${String(message)}${fields}`;
   });
   const lineFormat = options.format === 'pretty' ? pretty : winston.format.json();
   return winston.createLogger({

@@ -5,7 +5,12 @@
  */
 import { z } from 'zod';
 
-import { AUTH_TYPES, type AccountDescriptor, type FieldMap, type ResolvedAccount } from '../../shared/accounts.js';
+import {
+  AUTH_TYPES,
+  type AccountDescriptor,
+  type FieldMap,
+  type ResolvedAccount,
+} from '../../shared/accounts.js';
 import { authHandler, checkAccountFields } from '../../shared/auth/registry.js';
 import { decryptAtRest, encryptAtRest } from '../../shared/crypto/aes-gcm.js';
 import { assertSealedShape, sealSecrets } from '../../shared/crypto/sealing.js';
@@ -72,9 +77,14 @@ export class AccountService {
   ) {}
 
   /** Creates an account from a validated API body. */
-  async create(workspaceId: string, input: z.infer<typeof createAccountSchema>): Promise<AccountRecord> {
+  async create(
+    workspaceId: string,
+    input: z.infer<typeof createAccountSchema>,
+  ): Promise<AccountRecord> {
     if (input.secrets !== undefined && input.sealedSecrets !== undefined) {
-      throw new OutpostError('VALIDATION_FAILED', 'give secrets or sealedSecrets, not both', { field: 'sealedSecrets' });
+      throw new OutpostError('VALIDATION_FAILED', 'give secrets or sealedSecrets, not both', {
+        field: 'sealedSecrets',
+      });
     }
     registerSecrets(input.secrets);
     parseAccountBase(input.host, input.port ?? null);
@@ -99,21 +109,32 @@ export class AccountService {
   }
 
   /** Applies a validated PATCH body. */
-  async patch(workspaceId: string, id: string, input: z.infer<typeof patchAccountSchema>): Promise<AccountRecord> {
+  async patch(
+    workspaceId: string,
+    id: string,
+    input: z.infer<typeof patchAccountSchema>,
+  ): Promise<AccountRecord> {
     const current = getAccount(this.db, workspaceId, id);
     if (!current) throw new OutpostError('NOT_FOUND', `account ${id} not found`);
     if (input.authType !== undefined && input.authType !== current.authType) {
-      throw new OutpostError('VALIDATION_FAILED', 'authType cannot change: create a new account instead', {
-        field: 'authType',
-      });
+      throw new OutpostError(
+        'VALIDATION_FAILED',
+        'authType cannot change: create a new account instead',
+        {
+          field: 'authType',
+        },
+      );
     }
     if (input.secrets && input.sealedSecrets !== undefined) {
-      throw new OutpostError('VALIDATION_FAILED', 'give secrets or sealedSecrets, not both', { field: 'sealedSecrets' });
+      throw new OutpostError('VALIDATION_FAILED', 'give secrets or sealedSecrets, not both', {
+        field: 'sealedSecrets',
+      });
     }
     registerSecrets(input.secrets);
     const terminalId = input.terminalId === undefined ? current.terminalId : input.terminalId;
     const moved = terminalId !== current.terminalId;
-    const newSecrets = (input.secrets !== undefined && input.secrets !== null) || input.sealedSecrets !== undefined;
+    const newSecrets =
+      (input.secrets !== undefined && input.secrets !== null) || input.sealedSecrets !== undefined;
     if (moved && !newSecrets && authHandler(current.authType).secretFields.length > 0) {
       throw new OutpostError(
         'SECRETS_REQUIRED',
@@ -125,11 +146,18 @@ export class AccountService {
     const port = input.port === undefined ? current.port : input.port;
     parseAccountBase(host, port);
     const settings = input.settings === null ? {} : mergeFields(current.settings, input.settings);
-    const stored = await this.storeSecrets(workspaceId, id, current.authType, settings, terminalId, {
-      secrets: input.secrets ?? undefined,
-      sealed: input.sealedSecrets,
-      previous: moved ? undefined : current,
-    });
+    const stored = await this.storeSecrets(
+      workspaceId,
+      id,
+      current.authType,
+      settings,
+      terminalId,
+      {
+        secrets: input.secrets ?? undefined,
+        sealed: input.sealedSecrets,
+        previous: moved ? undefined : current,
+      },
+    );
     return replaceAccount(this.db, {
       ...current,
       name: input.name ?? current.name,
@@ -150,30 +178,54 @@ export class AccountService {
     authType: AccountRecord['authType'],
     settings: FieldMap,
     terminalId: string | null,
-    input: { secrets: FieldMap | undefined; sealed: string | undefined; previous: AccountRecord | undefined },
-  ): Promise<Pick<AccountRecord, 'settings' | 'secretsEncrypted' | 'sealedSecrets' | 'secretFields' | 'warnings'>> {
+    input: {
+      secrets: FieldMap | undefined;
+      sealed: string | undefined;
+      previous: AccountRecord | undefined;
+    },
+  ): Promise<
+    Pick<
+      AccountRecord,
+      'settings' | 'secretsEncrypted' | 'sealedSecrets' | 'secretFields' | 'warnings'
+    >
+  > {
     const { previous } = input;
     if (terminalId === null) {
       if (input.sealed !== undefined) {
-        throw new OutpostError('VALIDATION_FAILED', 'sealedSecrets need a terminalId: only a terminal can open them', {
-          field: 'sealedSecrets',
-        });
+        throw new OutpostError(
+          'VALIDATION_FAILED',
+          'sealedSecrets need a terminalId: only a terminal can open them',
+          {
+            field: 'sealedSecrets',
+          },
+        );
       }
-      const old = previous?.secretsEncrypted ? this.decrypt(previous.id, previous.secretsEncrypted) : {};
+      const old = previous?.secretsEncrypted
+        ? this.decrypt(previous.id, previous.secretsEncrypted)
+        : {};
       const secrets = mergeFields(old, input.secrets);
       const checked = checkAccountFields(authType, settings, secrets, true);
       return {
         settings: checked.settings,
-        secretsEncrypted: encryptAtRest(this.keys.current, JSON.stringify(checked.secrets), accountId),
+        secretsEncrypted: encryptAtRest(
+          this.keys.current,
+          JSON.stringify(checked.secrets),
+          accountId,
+        ),
         sealedSecrets: null,
         secretFields: Object.keys(checked.secrets).sort(),
         warnings: checked.warnings,
       };
     }
     const terminal = getTerminal(this.db, workspaceId, terminalId);
-    if (!terminal) throw new OutpostError('NOT_FOUND', `terminal ${terminalId} not found`, { field: 'terminalId' });
+    if (!terminal)
+      throw new OutpostError('NOT_FOUND', `terminal ${terminalId} not found`, {
+        field: 'terminalId',
+      });
     if (terminal.state === 'revoked') {
-      throw new OutpostError('CONFLICT', `terminal ${terminalId} is revoked`, { field: 'terminalId' });
+      throw new OutpostError('CONFLICT', `terminal ${terminalId} is revoked`, {
+        field: 'terminalId',
+      });
     }
     if (!terminal.encryptionJwk) {
       throw new OutpostError(
@@ -201,12 +253,18 @@ export class AccountService {
     if (input.secrets !== undefined) {
       const merging = layers.length > 0;
       // When merging over sealed secrets we cannot see the rest, so only the new fields are checked.
-      const present = Object.fromEntries(Object.entries(input.secrets).filter(([, v]) => v !== null));
+      const present = Object.fromEntries(
+        Object.entries(input.secrets).filter(([, v]) => v !== null),
+      );
       const checked = checkAccountFields(authType, settings, present, !merging);
       if (merging) checkAccountFields(authType, settings, {}, false);
       checkedSettings = checked.settings;
       warnings = checked.warnings;
-      const sealed = await sealSecrets(terminal.encryptionJwk, merging ? input.secrets : checked.secrets, accountId);
+      const sealed = await sealSecrets(
+        terminal.encryptionJwk,
+        merging ? input.secrets : checked.secrets,
+        accountId,
+      );
       if (!merging) fields = new Set();
       for (const [k, v] of Object.entries(input.secrets)) {
         if (v === null) fields.delete(k);

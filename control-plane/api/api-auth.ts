@@ -30,9 +30,13 @@ export class ApiKeyAuth {
     const recent = (this.failures.get(ip) ?? []).filter((t) => t > now - WINDOW_MS);
     if (recent.length >= MAX_FAILURES) {
       const retry = Math.ceil((recent[0]! + WINDOW_MS - now) / 1000);
-      throw new OutpostError('TOO_MANY_FAILED_ATTEMPTS', 'too many requests with a wrong API key; wait and retry', {
-        retryAfterSeconds: retry,
-      });
+      throw new OutpostError(
+        'TOO_MANY_FAILED_ATTEMPTS',
+        'too many requests with a wrong API key; wait and retry',
+        {
+          retryAfterSeconds: retry,
+        },
+      );
     }
     const header = req.headers.authorization ?? '';
     const key = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
@@ -44,9 +48,9 @@ export class ApiKeyAuth {
     };
     if (!key) return fail('missing Authorization: Bearer <API key>');
     const hash = hashToken(key);
-    const row = this.db.prepare('SELECT id, workspace_id, key_hash FROM api_keys WHERE key_hash = ?').get(hash) as
-      | { id: string; workspace_id: string; key_hash: string }
-      | undefined;
+    const row = this.db
+      .prepare('SELECT id, workspace_id, key_hash FROM api_keys WHERE key_hash = ?')
+      .get(hash) as { id: string; workspace_id: string; key_hash: string } | undefined;
     if (!row || !constantTimeEqual(row.key_hash, hash)) return fail('the API key is not valid');
     return { workspaceId: row.workspace_id, keyId: row.id };
   }

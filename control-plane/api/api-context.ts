@@ -28,7 +28,9 @@ export function pageOf(req: FastifyRequest): { cursor: string | null; limit: num
   const q = req.query as { cursor?: string; limit?: string };
   const limit = q.limit === undefined ? 50 : Number(q.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 200) {
-    throw new OutpostError('VALIDATION_FAILED', 'limit must be an integer from 1 to 200', { field: 'limit' });
+    throw new OutpostError('VALIDATION_FAILED', 'limit must be an integer from 1 to 200', {
+      field: 'limit',
+    });
   }
   return { cursor: q.cursor ?? null, limit };
 }

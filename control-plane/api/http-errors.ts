@@ -6,7 +6,11 @@ import { OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 
 /** Parses input with a schema; a failure is VALIDATION_FAILED naming the field and the problem. */
-export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where = 'body'): z.infer<T> {
+export function parseInput<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  where = 'body',
+): z.infer<T> {
   const parsed = schema.safeParse(value ?? {});
   if (parsed.success) return parsed.data;
   throw zodToError(parsed.error, where);
@@ -32,20 +36,31 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
     else if (err instanceof ZodError) e = zodToError(err, 'body');
     else if ((err as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new OutpostError('BODY_TOO_LARGE', 'the request body is too large for this endpoint');
-    } else if ((err as FastifyError).statusCode === 400 || (err as FastifyError).code?.startsWith('FST_ERR_CTP')) {
+    } else if (
+      (err as FastifyError).statusCode === 400 ||
+      (err as FastifyError).code?.startsWith('FST_ERR_CTP')
+    ) {
       e = new OutpostError('INVALID_JSON', `the request body is not valid JSON: ${err.message}`);
     } else if ((err as FastifyError).statusCode === 415) {
       e = new OutpostError('VALIDATION_FAILED', 'send JSON with Content-Type: application/json');
     } else {
-      logger.error('unhandled error in an API request', { method: req.method, path: req.routeOptions.url, err });
+      logger.error('unhandled error in an API request', {
+        method: req.method,
+        path: req.routeOptions.url,
+        err,
+      });
       e = new OutpostError('INTERNAL', 'internal error; see the control plane log');
     }
-    if (e.details.retryAfterSeconds !== undefined) void reply.header('retry-after', String(e.details.retryAfterSeconds));
+    if (e.details.retryAfterSeconds !== undefined)
+      void reply.header('retry-after', String(e.details.retryAfterSeconds));
     void reply.status(e.httpStatus).send({ error: e.toJSON() });
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({
-      error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` },
+      error: {
+        code: 'ROUTE_NOT_FOUND',
+        message: `no route ${req.method} ${req.url.split('?')[0]}`,
+      },
     });
   });
 }

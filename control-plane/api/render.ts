@@ -12,7 +12,10 @@ export interface Presence {
 }
 
 /** A terminal's status as the API names it. */
-export function terminalStatus(t: TerminalRecord, presence: Presence): 'pending' | 'online' | 'offline' | 'revoked' {
+export function terminalStatus(
+  t: TerminalRecord,
+  presence: Presence,
+): 'pending' | 'online' | 'offline' | 'revoked' {
   if (t.state === 'revoked') return 'revoked';
   if (t.state === 'pending') return 'pending';
   return presence.online ? 'online' : 'offline';
@@ -32,7 +35,9 @@ export function renderTerminalSummary(t: TerminalRecord, presence: Presence) {
 /** One terminal, with its details. */
 export function renderTerminal(t: TerminalRecord, presence: Presence) {
   const uptimeSeconds =
-    presence.online && t.agentStartedAt ? Math.max(0, Math.round((Date.now() - Date.parse(t.agentStartedAt)) / 1000)) : null;
+    presence.online && t.agentStartedAt
+      ? Math.max(0, Math.round((Date.now() - Date.parse(t.agentStartedAt)) / 1000))
+      : null;
   return {
     ...renderTerminalSummary(t, presence),
     createdAt: t.createdAt,
@@ -84,7 +89,10 @@ export function renderJob(j: JobRecord) {
     dispatchedAt: j.dispatchedAt,
     startedAt: j.startedAt,
     finishedAt: j.finishedAt,
-    response: j.responseStatus === null ? null : { status: j.responseStatus, headers: j.responseHeaders ?? {} },
+    response:
+      j.responseStatus === null
+        ? null
+        : { status: j.responseStatus, headers: j.responseHeaders ?? {} },
     bodyBytes: j.bodyBytes,
     error: j.error,
   };

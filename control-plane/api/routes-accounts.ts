@@ -13,8 +13,20 @@ import { renderAccount } from './render.js';
 export function accountRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { db } = ctx;
   const online = (a: AccountRecord) => a.terminalId === null || ctx.gateway.isOnline(a.terminalId);
-  const audit = (workspaceId: string, actor: string, action: string, a: AccountRecord, details: object) =>
-    recordAudit(db, workspaceId, { actor, action, targetType: 'account', targetId: a.id, details: { ...details } });
+  const audit = (
+    workspaceId: string,
+    actor: string,
+    action: string,
+    a: AccountRecord,
+    details: object,
+  ) =>
+    recordAudit(db, workspaceId, {
+      actor,
+      action,
+      targetType: 'account',
+      targetId: a.id,
+      details: { ...details },
+    });
 
   app.post('/v1/accounts', async (req, reply) => {
     const caller = ctx.caller(req);
@@ -27,7 +39,8 @@ export function accountRoutes(app: FastifyInstance, ctx: ApiContext): void {
       terminalId: account.terminalId,
       secretFields: account.secretFields,
     });
-    if (account.terminalId) ctx.gateway.pushAccount(account.terminalId, ctx.accounts.descriptor(account));
+    if (account.terminalId)
+      ctx.gateway.pushAccount(account.terminalId, ctx.accounts.descriptor(account));
     return reply.status(201).send(renderAccount(account, online(account)));
   });
 
@@ -55,13 +68,18 @@ export function accountRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const account = await ctx.accounts.patch(caller.workspaceId, req.params.id, body);
     audit(caller.workspaceId, caller.keyId, 'account.update', account, {
       fields: Object.keys(body),
-      secretFieldsChanged: body.secrets ? Object.keys(body.secrets) : body.sealedSecrets ? ['(sealed)'] : [],
+      secretFieldsChanged: body.secrets
+        ? Object.keys(body.secrets)
+        : body.sealedSecrets
+          ? ['(sealed)']
+          : [],
       terminalId: account.terminalId,
     });
     if (before?.terminalId && before.terminalId !== account.terminalId) {
       ctx.gateway.removeAccount(before.terminalId, account.id);
     }
-    if (account.terminalId) ctx.gateway.pushAccount(account.terminalId, ctx.accounts.descriptor(account));
+    if (account.terminalId)
+      ctx.gateway.pushAccount(account.terminalId, ctx.accounts.descriptor(account));
     return renderAccount(account, online(account));
   });
 

@@ -12,7 +12,9 @@ export function auditRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { cursor, limit } = ctx.page(req);
     const after = cursor === null ? 0 : Number(cursor);
     if (!Number.isInteger(after) || after < 0) {
-      throw new OutpostError('VALIDATION_FAILED', 'cursor must be a cursor from a previous page', { field: 'cursor' });
+      throw new OutpostError('VALIDATION_FAILED', 'cursor must be a cursor from a previous page', {
+        field: 'cursor',
+      });
     }
     const rows = listAudit(ctx.db, caller.workspaceId, after, limit + 1);
     const items = rows.slice(0, limit);

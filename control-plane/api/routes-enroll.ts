@@ -12,7 +12,12 @@ import type { ApiContext } from './api-context.js';
 import { parseInput } from './http-errors.js';
 
 const publicEcKey = z
-  .object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: z.string().min(40).max(60), y: z.string().min(40).max(60) })
+  .object({
+    kty: z.literal('EC'),
+    crv: z.literal('P-256'),
+    x: z.string().min(40).max(60),
+    y: z.string().min(40).max(60),
+  })
   .passthrough()
   .refine((k) => !('d' in k), { message: 'must be a public key (no "d")' });
 
@@ -38,9 +43,13 @@ export function enrollRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const now = Date.now();
     const recent = (failures.get(req.ip) ?? []).filter((t) => t > now - FAILURE_WINDOW_MS);
     if (recent.length >= MAX_FAILURES) {
-      throw new OutpostError('TOO_MANY_FAILED_ATTEMPTS', 'too many failed enrollments; wait a minute', {
-        retryAfterSeconds: 60,
-      });
+      throw new OutpostError(
+        'TOO_MANY_FAILED_ATTEMPTS',
+        'too many failed enrollments; wait a minute',
+        {
+          retryAfterSeconds: 60,
+        },
+      );
     }
     const body = parseInput(enrollSchema, req.body);
     const pick = (k: z.infer<typeof publicEcKey>) => ({ kty: k.kty, crv: k.crv, x: k.x, y: k.y });

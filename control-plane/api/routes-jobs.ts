@@ -28,7 +28,12 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const caller = ctx.caller(req);
     const body = parseInput(createJobSchema, req.body);
     const key = req.headers['idempotency-key'];
-    const { job } = jobs.create(caller.workspaceId, body, Array.isArray(key) ? key[0] : key, caller.keyId);
+    const { job } = jobs.create(
+      caller.workspaceId,
+      body,
+      Array.isArray(key) ? key[0] : key,
+      caller.keyId,
+    );
     const wait = req.query.wait;
     if (wait !== 'true' && wait !== '1') {
       return reply.status(202).send(renderJob(job));
@@ -71,7 +76,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       );
     }
     const ct = job.responseHeaders?.['content-type'];
-    void reply.header('content-type', (Array.isArray(ct) ? ct[0] : ct) ?? 'application/octet-stream');
+    void reply.header(
+      'content-type',
+      (Array.isArray(ct) ? ct[0] : ct) ?? 'application/octet-stream',
+    );
     void reply.header('x-outpost-target-status', String(job.responseStatus));
     if (isFinalState(job.state) && job.state === 'succeeded') {
       void reply.header('content-length', String(jobs.spool.size(job.id)));
@@ -81,10 +89,12 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return s === undefined || isFinalState(s);
     };
     const body = jobs.spool.read(job.id, isComplete, gone);
-    return reply.status(200).send(toStream(body, () => {
-      const final = getJobById(db, job.id);
-      return final?.state === 'succeeded';
-    }));
+    return reply.status(200).send(
+      toStream(body, () => {
+        const final = getJobById(db, job.id);
+        return final?.state === 'succeeded';
+      }),
+    );
   });
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (req) => {

@@ -31,7 +31,12 @@ export function terminalRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/terminals', async (req, reply) => {
     const caller = ctx.caller(req);
     const body = parseInput(createSchema, req.body);
-    const { terminal, enrollmentToken } = createTerminal(db, caller.workspaceId, body.name, ctx.enrollmentTtlMs);
+    const { terminal, enrollmentToken } = createTerminal(
+      db,
+      caller.workspaceId,
+      body.name,
+      ctx.enrollmentTtlMs,
+    );
     recordAudit(db, caller.workspaceId, {
       actor: caller.keyId,
       action: 'terminal.create',
@@ -90,7 +95,11 @@ export function terminalRoutes(app: FastifyInstance, ctx: ApiContext): void {
         details: {},
       });
     }
-    ctx.gateway.disconnect(t.id, CLOSE_CODES.revoked, 'TERMINAL_REVOKED: this terminal was revoked');
+    ctx.gateway.disconnect(
+      t.id,
+      CLOSE_CODES.revoked,
+      'TERMINAL_REVOKED: this terminal was revoked',
+    );
     return reply.status(204).send();
   });
 }

@@ -11,7 +11,11 @@ import { WebSocketServer } from 'ws';
 import type { AccountDescriptor } from '../../shared/accounts.js';
 import { OutpostError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { CHANNEL_LIMITS, CLOSE_CODES, type ControlMessage } from '../../shared/protocol/messages.js';
+import {
+  CHANNEL_LIMITS,
+  CLOSE_CODES,
+  type ControlMessage,
+} from '../../shared/protocol/messages.js';
 import type { TerminalLink } from '../jobs/job-service.js';
 import type { Db } from '../store/database.js';
 import { AgentSession, type SessionDeps } from './agent-session.js';
@@ -42,13 +46,23 @@ export class AgentGateway implements TerminalLink {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://upgrade.invalid');
     if (url.pathname !== AGENT_CHANNEL_PATH) {
-      refuse(socket, 404, 'ROUTE_NOT_FOUND', 'no WebSocket endpoint here; agents connect to /v1/agent/connect');
+      refuse(
+        socket,
+        404,
+        'ROUTE_NOT_FOUND',
+        'no WebSocket endpoint here; agents connect to /v1/agent/connect',
+      );
       return;
     }
     const auth = req.headers.authorization ?? '';
     const token = /^Bearer\s+(.+)$/i.exec(auth)?.[1];
     if (!token) {
-      refuse(socket, 401, 'TERMINAL_TOKEN_INVALID', 'missing Authorization: Bearer <connection token>');
+      refuse(
+        socket,
+        401,
+        'TERMINAL_TOKEN_INVALID',
+        'missing Authorization: Bearer <connection token>',
+      );
       return;
     }
     verifyTerminalToken(this.db, token).then(
@@ -59,7 +73,8 @@ export class AgentGateway implements TerminalLink {
             ...this.deps,
             db: this.db,
             onReady: (s) => {
-              if (previous && previous !== s) previous.close(CLOSE_CODES.replaced, 'replaced by a newer connection');
+              if (previous && previous !== s)
+                previous.close(CLOSE_CODES.replaced, 'replaced by a newer connection');
               this.sessions.set(terminal.id, s);
               this.deps.jobs.pump(terminal.id);
             },
@@ -71,7 +86,8 @@ export class AgentGateway implements TerminalLink {
         });
       },
       (err: unknown) => {
-        const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', 'connection refused');
+        const e =
+          err instanceof OutpostError ? err : new OutpostError('INTERNAL', 'connection refused');
         this.logger.warn('refused an agent connection', { code: e.code, reason: e.message });
         refuse(socket, e.httpStatus === 403 ? 403 : 401, e.code, e.message);
       },

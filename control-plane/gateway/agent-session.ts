@@ -68,15 +68,18 @@ export class AgentSession {
     ws.on('close', () => this.closed());
     ws.on('error', (err) => this.log.warn('agent socket error', { err: err.message }));
     const helloBy = Date.now() + 10_000;
-    this.liveness = setInterval(() => {
-      const silentFor = Date.now() - this.lastMessageAt;
-      if (this.state === 'awaiting-hello' && Date.now() > helloBy) {
-        this.close(CLOSE_CODES.protocolError, 'no hello within 10 s');
-      } else if (silentFor > deps.heartbeatMs * 2.5) {
-        this.log.warn('terminal went quiet; closing its connection', { silentFor });
-        ws.terminate();
-      }
-    }, Math.min(deps.heartbeatMs, 5000));
+    this.liveness = setInterval(
+      () => {
+        const silentFor = Date.now() - this.lastMessageAt;
+        if (this.state === 'awaiting-hello' && Date.now() > helloBy) {
+          this.close(CLOSE_CODES.protocolError, 'no hello within 10 s');
+        } else if (silentFor > deps.heartbeatMs * 2.5) {
+          this.log.warn('terminal went quiet; closing its connection', { silentFor });
+          ws.terminate();
+        }
+      },
+      Math.min(deps.heartbeatMs, 5000),
+    );
     this.liveness.unref();
   }
 
@@ -96,7 +99,10 @@ export class AgentSession {
   }
 
   /** Sends a request (logs, test) and waits for the reply with the same id. */
-  request(message: ControlMessage & { requestId: string }, timeoutMs: number): Promise<AgentMessage> {
+  request(
+    message: ControlMessage & { requestId: string },
+    timeoutMs: number,
+  ): Promise<AgentMessage> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(message.requestId);
@@ -113,14 +119,18 @@ export class AgentSession {
 
   private protocolError(err: unknown): void {
     const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', String(err));
-    this.log.warn('closing agent connection on a protocol error', { code: e.code, reason: e.message });
+    this.log.warn('closing agent connection on a protocol error', {
+      code: e.code,
+      reason: e.message,
+    });
     this.close(CLOSE_CODES.protocolError, `${e.code}: ${e.message}`);
   }
 
   private async receive(data: Buffer, isBinary: boolean): Promise<void> {
     if (this.state === 'closed') return;
     if (isBinary) {
-      if (this.state !== 'ready') throw new OutpostError('PROTOCOL_ERROR', 'binary frame before hello');
+      if (this.state !== 'ready')
+        throw new OutpostError('PROTOCOL_ERROR', 'binary frame before hello');
       const frame = decodeBodyFrame(data);
       if (frame.kind !== FRAME_KIND.responseBody) {
         throw new OutpostError('PROTOCOL_ERROR', 'a terminal may only send response body frames');
@@ -150,13 +160,18 @@ export class AgentSession {
         return this.hello(message);
       case 'heartbeat':
         recordHeartbeat(db, this.terminal.id);
-        this.send({ type: 'heartbeat.ack', sentAt: message.sentAt, serverTime: new Date().toISOString() });
+        this.send({
+          type: 'heartbeat.ack',
+          sentAt: message.sentAt,
+          serverTime: new Date().toISOString(),
+        });
         return;
       case 'job.running':
         if (this.ownsOpenJob(message.jobId)) jobs.onRunning(message.jobId);
         return;
       case 'job.head':
-        if (this.ownsOpenJob(message.jobId)) jobs.onHead(message.jobId, message.status, message.headers);
+        if (this.ownsOpenJob(message.jobId))
+          jobs.onHead(message.jobId, message.status, message.headers);
         return;
       case 'job.end': {
         const job = getJobById(db, message.jobId);
@@ -168,7 +183,11 @@ export class AgentSession {
             this.send({ type: 'job.resume', jobId: job.id, offset: held });
             return;
           }
-          await jobs.onEnd(job.id, { state: message.state, error: message.error as never, bodyBytes: message.bodyBytes });
+          await jobs.onEnd(job.id, {
+            state: message.state,
+            error: message.error as never,
+            bodyBytes: message.bodyBytes,
+          });
         }
         this.send({ type: 'job.ack', jobId: message.jobId });
         return;
@@ -194,10 +213,16 @@ export class AgentSession {
   }
 
   private async hello(message: Extract<AgentMessage, { type: 'hello' }>): Promise<void> {
-    if (this.state !== 'awaiting-hello') throw new OutpostError('PROTOCOL_ERROR', 'hello sent twice');
+    if (this.state !== 'awaiting-hello')
+      throw new OutpostError('PROTOCOL_ERROR', 'hello sent twice');
     const { db, jobs, accounts } = this.deps;
-    if (message.protocolVersion < MIN_PROTOCOL_VERSION || message.protocolVersion > PROTOCOL_VERSION) {
-      this.log.warn('refused an agent of an unsupported protocol version', { version: message.protocolVersion });
+    if (
+      message.protocolVersion < MIN_PROTOCOL_VERSION ||
+      message.protocolVersion > PROTOCOL_VERSION
+    ) {
+      this.log.warn('refused an agent of an unsupported protocol version', {
+        version: message.protocolVersion,
+      });
       this.close(
         CLOSE_CODES.versionUnsupported,
         `protocol ${message.protocolVersion} unsupported: install an agent speaking ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
@@ -246,13 +271,19 @@ export class AgentSession {
         jobs.finish(
           job.id,
           'failed',
-          { code: 'AGENT_LOST_JOB', message: 'the terminal no longer knows this job (its data was reset)' },
+          {
+            code: 'AGENT_LOST_JOB',
+            message: 'the terminal no longer knows this job (its data was reset)',
+          },
           null,
         );
       }
     }
     this.state = 'ready';
-    this.log.info('terminal connected', { version: message.agentVersion, hostname: message.hostname });
+    this.log.info('terminal connected', {
+      version: message.agentVersion,
+      hostname: message.hostname,
+    });
     this.deps.onReady(this);
   }
 

@@ -24,10 +24,16 @@ export async function verifyTerminalToken(db: Db, token: string): Promise<Termin
   }
   const terminal = typeof claims.sub === 'string' ? getTerminalById(db, claims.sub) : undefined;
   if (!terminal || !terminal.signingJwk) {
-    throw new OutpostError('TERMINAL_TOKEN_INVALID', 'the connection token names no enrolled terminal');
+    throw new OutpostError(
+      'TERMINAL_TOKEN_INVALID',
+      'the connection token names no enrolled terminal',
+    );
   }
   if (terminal.state === 'revoked') {
-    throw new OutpostError('TERMINAL_REVOKED', `terminal ${terminal.id} was revoked: enroll it again with a new token`);
+    throw new OutpostError(
+      'TERMINAL_REVOKED',
+      `terminal ${terminal.id} was revoked: enroll it again with a new token`,
+    );
   }
   let payload;
   try {
@@ -41,13 +47,21 @@ export async function verifyTerminalToken(db: Db, token: string): Promise<Termin
       requiredClaims: ['exp', 'iat', 'jti'],
     }));
   } catch (err) {
-    throw new OutpostError('TERMINAL_TOKEN_INVALID', 'the connection token did not verify (signature, audience or time)', {}, err);
+    throw new OutpostError(
+      'TERMINAL_TOKEN_INVALID',
+      'the connection token did not verify (signature, audience or time)',
+      {},
+      err,
+    );
   }
   if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_TOKEN_AGE_SECONDS) {
     throw new OutpostError('TERMINAL_TOKEN_INVALID', 'the connection token lives too long');
   }
   if (!spendTokenId(db, `${terminal.id}:${payload.jti}`, (payload.exp ?? 0) + 60)) {
-    throw new OutpostError('TERMINAL_TOKEN_INVALID', 'the connection token was already used (replay refused)');
+    throw new OutpostError(
+      'TERMINAL_TOKEN_INVALID',
+      'the connection token was already used (replay refused)',
+    );
   }
   return terminal;
 }

@@ -51,18 +51,27 @@ export class BodySpool {
     let o = this.open.get(jobId);
     if (!o) {
       const size = this.size(jobId);
-      o = { stream: createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 }), size, pending: Promise.resolve() };
+      o = {
+        stream: createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 }),
+        size,
+        pending: Promise.resolve(),
+      };
       this.open.set(jobId, o);
     }
     const spool = o;
     const run = spool.pending.then(async () => {
       if (offset > spool.size) {
-        throw new OutpostError('PROTOCOL_ERROR', `body chunk at ${offset} leaves a gap after ${spool.size}`);
+        throw new OutpostError(
+          'PROTOCOL_ERROR',
+          `body chunk at ${offset} leaves a gap after ${spool.size}`,
+        );
       }
       const skip = spool.size - offset;
       if (skip >= data.length) return;
       const part = skip > 0 ? data.subarray(skip) : data;
-      await new Promise<void>((resolve, reject) => spool.stream.write(part, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        spool.stream.write(part, (err) => (err ? reject(err) : resolve())),
+      );
       spool.size += part.length;
       this.events.emit(jobId);
     });
@@ -110,7 +119,12 @@ export class BodySpool {
    * Reads a job's body from the start as it grows, until `isComplete()` says no more will come.
    * Yields chunks of at most `chunkBytes`; memory stays bounded by one chunk.
    */
-  async *read(jobId: string, isComplete: () => boolean, signal: AbortSignal, chunkBytes = 256 * 1024): AsyncGenerator<Buffer> {
+  async *read(
+    jobId: string,
+    isComplete: () => boolean,
+    signal: AbortSignal,
+    chunkBytes = 256 * 1024,
+  ): AsyncGenerator<Buffer> {
     let offset = 0;
     let handle: fsp.FileHandle | undefined;
     try {

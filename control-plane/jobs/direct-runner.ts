@@ -28,14 +28,20 @@ export class StoredAuthState implements AuthStateStore {
   get(accountId: string): FieldMap | undefined {
     const stored = getAuthState(this.db, accountId);
     if (!stored) return undefined;
-    const state = JSON.parse(decryptAtRest(this.keys.all, stored, `auth-state:${accountId}`)) as FieldMap;
+    const state = JSON.parse(
+      decryptAtRest(this.keys.all, stored, `auth-state:${accountId}`),
+    ) as FieldMap;
     registerSecrets(state);
     return state;
   }
 
   set(accountId: string, state: FieldMap): void {
     registerSecrets(state);
-    setAuthState(this.db, accountId, encryptAtRest(this.keys.current, JSON.stringify(state), `auth-state:${accountId}`));
+    setAuthState(
+      this.db,
+      accountId,
+      encryptAtRest(this.keys.current, JSON.stringify(state), `auth-state:${accountId}`),
+    );
   }
 }
 
@@ -59,10 +65,11 @@ export class ControlPlaneDirectRunner implements DirectRunner {
       logger,
       getAccount: (id) => {
         const row = db.prepare('SELECT workspace_id FROM accounts WHERE id = ?').get(id) as
-          | { workspace_id: string }
-          | undefined;
+          { workspace_id: string } | undefined;
         const account = row ? getAccount(db, row.workspace_id, id) : undefined;
-        return account && account.terminalId === null ? this.accounts.resolveDirect(account) : undefined;
+        return account && account.terminalId === null
+          ? this.accounts.resolveDirect(account)
+          : undefined;
       },
     });
   }
@@ -91,7 +98,11 @@ export class ControlPlaneDirectRunner implements DirectRunner {
           },
         },
       );
-      await this.jobs.onEnd(job.id, { state: 'succeeded', error: null, bodyBytes: result.bodyBytes });
+      await this.jobs.onEnd(job.id, {
+        state: 'succeeded',
+        error: null,
+        bodyBytes: result.bodyBytes,
+      });
     } catch (err) {
       const outcome = outcomeOfError(err, bodyBytes);
       log.debug('direct job failed', { code: outcome.error?.code });

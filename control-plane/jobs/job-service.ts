@@ -47,7 +47,12 @@ export const createJobSchema = z
   .object({
     accountId: z.string().min(1),
     request: jobRequestSchema,
-    timeoutMs: z.number().int().min(100).max(24 * 3600_000).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(24 * 3600_000)
+      .optional(),
     requestBodyUpload: z.boolean().optional(),
   })
   .strict();
@@ -104,10 +109,16 @@ export class JobService {
         // A direct job that was running when the process stopped cannot be known to have reached
         // its target only once: end it rather than run it again.
         if (job.state !== 'queued') {
-          this.finish(job.id, 'failed', {
-            code: 'AGENT_LOST_JOB',
-            message: 'the control plane restarted while this direct job ran; it was not run again',
-          }, null);
+          this.finish(
+            job.id,
+            'failed',
+            {
+              code: 'AGENT_LOST_JOB',
+              message:
+                'the control plane restarted while this direct job ran; it was not run again',
+            },
+            null,
+          );
           continue;
         }
         this.directQueue.push(job.id);
@@ -126,7 +137,8 @@ export class JobService {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const t of this.timers.values()) clearTimeout(t);
     for (const t of this.pumpTimers.values()) clearTimeout(t);
-    for (const c of this.directRunning.values()) c.abort(new OutpostError('AGENT_SHUTDOWN', 'the control plane stopped'));
+    for (const c of this.directRunning.values())
+      c.abort(new OutpostError('AGENT_SHUTDOWN', 'the control plane stopped'));
   }
 
   private runningSet(terminalId: string): Set<string> {
@@ -155,14 +167,28 @@ export class JobService {
       if (existing) return { job: existing, created: false };
     }
     const account = getAccount(this.db, workspaceId, input.accountId);
-    if (!account) throw new OutpostError('NOT_FOUND', `account ${input.accountId} not found`, { field: 'accountId' });
-    // Refuse what can never run now, with a 400, rather than as a failed job later.
-    buildTargetUrl(parseAccountBase(account.host, account.port), input.request.path, input.request.query);
-    const headers = checkJobHeaders(input.request.headers);
-    if (input.requestBodyUpload && (input.request.body !== undefined || input.request.bodyBase64 !== undefined)) {
-      throw new OutpostError('VALIDATION_FAILED', 'requestBodyUpload jobs take their body from the upload, not inline', {
-        field: 'requestBodyUpload',
+    if (!account)
+      throw new OutpostError('NOT_FOUND', `account ${input.accountId} not found`, {
+        field: 'accountId',
       });
+    // Refuse what can never run now, with a 400, rather than as a failed job later.
+    buildTargetUrl(
+      parseAccountBase(account.host, account.port),
+      input.request.path,
+      input.request.query,
+    );
+    const headers = checkJobHeaders(input.request.headers);
+    if (
+      input.requestBodyUpload &&
+      (input.request.body !== undefined || input.request.bodyBase64 !== undefined)
+    ) {
+      throw new OutpostError(
+        'VALIDATION_FAILED',
+        'requestBodyUpload jobs take their body from the upload, not inline',
+        {
+          field: 'requestBodyUpload',
+        },
+      );
     }
     inlineBody(input.request, headers);
     if (account.terminalId) {
@@ -175,7 +201,9 @@ export class JobService {
         );
       }
     }
-    const deadlineAt = new Date(Date.now() + (input.timeoutMs ?? DEFAULT_JOB_TIMEOUT_MS)).toISOString();
+    const deadlineAt = new Date(
+      Date.now() + (input.timeoutMs ?? DEFAULT_JOB_TIMEOUT_MS),
+    ).toISOString();
     const job = insertJob(this.db, {
       id: newId('job'),
       workspaceId,
@@ -191,7 +219,11 @@ export class JobService {
       action: 'job.create',
       targetType: 'job',
       targetId: job.id,
-      details: { accountId: account.id, terminalId: account.terminalId, method: input.request.method },
+      details: {
+        accountId: account.id,
+        terminalId: account.terminalId,
+        method: input.request.method,
+      },
     });
     this.armDeadline(job);
     if (!job.requestBodyUpload) this.enqueue(job);
@@ -212,7 +244,10 @@ export class JobService {
       throw new OutpostError('CONFLICT', 'this job was not created with requestBodyUpload: true');
     }
     if (job.state !== 'queued' || this.uploads.has(job.id)) {
-      throw new OutpostError('CONFLICT', `the request body of job ${job.id} was already sent or the job ended`);
+      throw new OutpostError(
+        'CONFLICT',
+        `the request body of job ${job.id} was already sent or the job ended`,
+      );
     }
     this.uploads.add(job.id);
     this.enqueue(job);
@@ -279,11 +314,14 @@ export class JobService {
 
   private schedulePump(key: string, ms: number): void {
     if (this.pumpTimers.has(key)) return;
-    const t = setTimeout(() => {
-      this.pumpTimers.delete(key);
-      if (key === '') this.pumpDirect();
-      else this.pump(key);
-    }, Math.max(10, ms));
+    const t = setTimeout(
+      () => {
+        this.pumpTimers.delete(key);
+        if (key === '') this.pumpDirect();
+        else this.pump(key);
+      },
+      Math.max(10, ms),
+    );
     t.unref();
     this.pumpTimers.set(key, t);
   }
@@ -293,7 +331,10 @@ export class JobService {
     if (!direct) return;
     let retryIn = Infinity;
     const blocked = new Set<string>();
-    for (let i = 0; i < this.directQueue.length && this.directRunning.size < this.options.maxDirectConcurrency; ) {
+    for (
+      let i = 0;
+      i < this.directQueue.length && this.directRunning.size < this.options.maxDirectConcurrency;
+    ) {
       const job = getJobById(this.db, this.directQueue[i]!);
       if (!job || job.state !== 'queued') {
         this.directQueue.splice(i, 1);
@@ -352,14 +393,22 @@ export class JobService {
     let { state, error } = outcome;
     if (state === 'succeeded' && held < outcome.bodyBytes) {
       state = 'failed';
-      error = { code: 'BODY_INCOMPLETE', message: `only ${held} of ${outcome.bodyBytes} body bytes arrived` };
+      error = {
+        code: 'BODY_INCOMPLETE',
+        message: `only ${held} of ${outcome.bodyBytes} body bytes arrived`,
+      };
     }
     await this.spool.close(jobId);
     return this.finish(jobId, state, error, state === 'succeeded' ? outcome.bodyBytes : held);
   }
 
   /** Ends a job in a final state (stored first), then wakes waiters and frees capacity. */
-  finish(jobId: string, state: JobOutcome['state'], error: ErrorBody | null, bodyBytes: number | null): boolean {
+  finish(
+    jobId: string,
+    state: JobOutcome['state'],
+    error: ErrorBody | null,
+    bodyBytes: number | null,
+  ): boolean {
     const changed = finishJob(this.db, jobId, state, error, bodyBytes);
     const job = getJobById(this.db, jobId);
     const timer = this.timers.get(jobId);
@@ -382,13 +431,19 @@ export class JobService {
   /** Cancels a job: final at once; a terminal running it is told to abort. */
   cancel(job: JobRecord): JobRecord {
     if (isFinalState(job.state)) return job;
-    this.finish(job.id, 'cancelled', { code: 'CANCELLED', message: 'the job was cancelled through the API' }, null);
+    this.finish(
+      job.id,
+      'cancelled',
+      { code: 'CANCELLED', message: 'the job was cancelled through the API' },
+      null,
+    );
     this.abortWhereRunning(job);
     return getJobById(this.db, job.id)!;
   }
 
   private abortWhereRunning(job: JobRecord): void {
-    if (job.terminalId && job.state !== 'queued') this.link?.send(job.terminalId, { type: 'job.cancel', jobId: job.id });
+    if (job.terminalId && job.state !== 'queued')
+      this.link?.send(job.terminalId, { type: 'job.cancel', jobId: job.id });
     this.directRunning.get(job.id)?.abort(new OutpostError('CANCELLED', 'the job was cancelled'));
   }
 
@@ -412,7 +467,10 @@ export class JobService {
           : "the job's deadline passed while it waited in the queue (concurrency or rate limit)",
       };
     } else {
-      error = { code: 'TIMEOUT_JOB', message: "the job's deadline passed before the target's answer was complete" };
+      error = {
+        code: 'TIMEOUT_JOB',
+        message: "the job's deadline passed before the target's answer was complete",
+      };
     }
     this.finish(jobId, 'timed_out', error, null);
     this.abortWhereRunning(job);
@@ -426,7 +484,8 @@ export class JobService {
 
   /** Puts a dispatched job back in the queue (its start never reached the agent's journal). */
   requeue(terminalId: string, jobId: string): void {
-    if (transitionJob(this.db, jobId, ['dispatched'], 'queued')) this.runningSet(terminalId).delete(jobId);
+    if (transitionJob(this.db, jobId, ['dispatched'], 'queued'))
+      this.runningSet(terminalId).delete(jobId);
   }
 
   /** In-flight jobs of a terminal as the store knows them (for a reconnect). */

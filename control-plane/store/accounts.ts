@@ -68,7 +68,10 @@ export function newAccountId(): string {
 }
 
 /** Inserts an account. */
-export function insertAccount(db: Db, a: Omit<AccountRecord, 'revision' | 'createdAt' | 'updatedAt'>): AccountRecord {
+export function insertAccount(
+  db: Db,
+  a: Omit<AccountRecord, 'revision' | 'createdAt' | 'updatedAt'>,
+): AccountRecord {
   const now = new Date().toISOString();
   db.prepare(
     `INSERT INTO accounts (id, workspace_id, name, auth_type, host, port, terminal_id, settings, secrets_encrypted,
@@ -124,19 +127,30 @@ export function recordTerminalAccountStatus(
 ): void {
   db.prepare(
     `UPDATE accounts SET warnings = ?, secret_fields = ? WHERE id = ? AND terminal_id = ? AND revision = ?`,
-  ).run(JSON.stringify(status.warnings), JSON.stringify(status.secretFields), status.id, terminalId, status.revision);
+  ).run(
+    JSON.stringify(status.warnings),
+    JSON.stringify(status.secretFields),
+    status.id,
+    terminalId,
+    status.revision,
+  );
 }
 
 /** An account of a workspace, or undefined. */
 export function getAccount(db: Db, workspaceId: string, id: string): AccountRecord | undefined {
-  const r = db.prepare('SELECT * FROM accounts WHERE id = ? AND workspace_id = ?').get(id, workspaceId) as
-    | Row
-    | undefined;
+  const r = db
+    .prepare('SELECT * FROM accounts WHERE id = ? AND workspace_id = ?')
+    .get(id, workspaceId) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
 /** Accounts of a workspace, oldest first, after a cursor. */
-export function listAccounts(db: Db, workspaceId: string, after: string | null, limit: number): AccountRecord[] {
+export function listAccounts(
+  db: Db,
+  workspaceId: string,
+  after: string | null,
+  limit: number,
+): AccountRecord[] {
   const rows = db
     .prepare(
       `SELECT * FROM accounts WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM accounts WHERE id = ?))
@@ -148,21 +162,26 @@ export function listAccounts(db: Db, workspaceId: string, after: string | null, 
 
 /** Accounts bound to a terminal. */
 export function accountsOfTerminal(db: Db, terminalId: string): AccountRecord[] {
-  return (db.prepare('SELECT * FROM accounts WHERE terminal_id = ? ORDER BY rowid').all(terminalId) as Row[]).map(
-    fromRow,
-  );
+  return (
+    db
+      .prepare('SELECT * FROM accounts WHERE terminal_id = ? ORDER BY rowid')
+      .all(terminalId) as Row[]
+  ).map(fromRow);
 }
 
 /** Deletes an account; true when it existed. */
 export function deleteAccount(db: Db, workspaceId: string, id: string): boolean {
-  return db.prepare('DELETE FROM accounts WHERE id = ? AND workspace_id = ?').run(id, workspaceId).changes > 0;
+  return (
+    db.prepare('DELETE FROM accounts WHERE id = ? AND workspace_id = ?').run(id, workspaceId)
+      .changes > 0
+  );
 }
 
 /** Encrypted auth state (tokens, cookies) of a direct account. */
 export function getAuthState(db: Db, accountId: string): string | undefined {
-  const r = db.prepare('SELECT state_encrypted FROM auth_state WHERE account_id = ?').get(accountId) as
-    | { state_encrypted: string }
-    | undefined;
+  const r = db
+    .prepare('SELECT state_encrypted FROM auth_state WHERE account_id = ?')
+    .get(accountId) as { state_encrypted: string } | undefined;
   return r?.state_encrypted;
 }
 

@@ -17,7 +17,13 @@ export interface AuditEvent {
 export function recordAudit(
   db: Db,
   workspaceId: string,
-  event: { actor: string; action: string; targetType: string; targetId: string; details?: Record<string, unknown> },
+  event: {
+    actor: string;
+    action: string;
+    targetType: string;
+    targetId: string;
+    details?: Record<string, unknown>;
+  },
 ): void {
   db.prepare(
     `INSERT INTO audit_events (workspace_id, at, actor, action, target_type, target_id, details)

@@ -23,8 +23,12 @@ export function openDatabase(dataDir: string): Db {
 
 /** Runs every migration newer than the stored version, each in its own transaction. */
 export function migrate(db: Db): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
-  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+  );
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as {
+    v: number | null;
+  };
   const current = row.v ?? 0;
   for (const m of MIGRATIONS) {
     if (m.version <= current) continue;

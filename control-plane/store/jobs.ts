@@ -65,9 +65,13 @@ function fromRow(r: Row): JobRecord {
     startedAt: r.started_at,
     finishedAt: r.finished_at,
     responseStatus: r.response_status,
-    responseHeaders: r.response_headers ? (JSON.parse(r.response_headers) as ResponseHeaders) : null,
+    responseHeaders: r.response_headers
+      ? (JSON.parse(r.response_headers) as ResponseHeaders)
+      : null,
     bodyBytes: r.body_bytes,
-    error: r.error_code ? ({ code: r.error_code, message: r.error_message ?? '' } as ErrorBody) : null,
+    error: r.error_code
+      ? ({ code: r.error_code, message: r.error_message ?? '' } as ErrorBody)
+      : null,
   };
 }
 
@@ -76,7 +80,17 @@ const FINAL = "('succeeded','failed','cancelled','timed_out')";
 /** Inserts a queued job. */
 export function insertJob(
   db: Db,
-  j: Pick<JobRecord, 'id' | 'workspaceId' | 'accountId' | 'terminalId' | 'request' | 'requestBodyUpload' | 'idempotencyKey' | 'deadlineAt'>,
+  j: Pick<
+    JobRecord,
+    | 'id'
+    | 'workspaceId'
+    | 'accountId'
+    | 'terminalId'
+    | 'request'
+    | 'requestBodyUpload'
+    | 'idempotencyKey'
+    | 'deadlineAt'
+  >,
 ): JobRecord {
   db.prepare(
     `INSERT INTO jobs (id, workspace_id, account_id, terminal_id, state, request, request_body_upload, idempotency_key,
@@ -97,7 +111,9 @@ export function insertJob(
 
 /** A job of a workspace, or undefined. */
 export function getJob(db: Db, workspaceId: string, id: string): JobRecord | undefined {
-  const r = db.prepare('SELECT * FROM jobs WHERE id = ? AND workspace_id = ?').get(id, workspaceId) as Row | undefined;
+  const r = db
+    .prepare('SELECT * FROM jobs WHERE id = ? AND workspace_id = ?')
+    .get(id, workspaceId) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
@@ -108,7 +124,11 @@ export function getJobById(db: Db, id: string): JobRecord | undefined {
 }
 
 /** The job created earlier with the same idempotency key within 24 hours, if any. */
-export function findByIdempotencyKey(db: Db, workspaceId: string, key: string): JobRecord | undefined {
+export function findByIdempotencyKey(
+  db: Db,
+  workspaceId: string,
+  key: string,
+): JobRecord | undefined {
   const r = db
     .prepare('SELECT * FROM jobs WHERE workspace_id = ? AND idempotency_key = ?')
     .get(workspaceId, key) as Row | undefined;
@@ -122,7 +142,12 @@ export function findByIdempotencyKey(db: Db, workspaceId: string, key: string): 
 }
 
 /** Jobs of a workspace, newest first, before a cursor. */
-export function listJobs(db: Db, workspaceId: string, before: string | null, limit: number): JobRecord[] {
+export function listJobs(
+  db: Db,
+  workspaceId: string,
+  before: string | null,
+  limit: number,
+): JobRecord[] {
   const rows = db
     .prepare(
       `SELECT * FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))
@@ -136,7 +161,9 @@ export function listJobs(db: Db, workspaceId: string, before: string | null, lim
 export function queuedJobsOfTerminal(db: Db, terminalId: string, limit: number): JobRecord[] {
   return (
     db
-      .prepare("SELECT * FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?")
+      .prepare(
+        "SELECT * FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?",
+      )
       .all(terminalId, limit) as Row[]
   ).map(fromRow);
 }
@@ -144,7 +171,9 @@ export function queuedJobsOfTerminal(db: Db, terminalId: string, limit: number):
 /** Number of jobs of a terminal that are queued (for the bounded queue). */
 export function countQueued(db: Db, terminalId: string): number {
   return (
-    db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE terminal_id = ? AND state = 'queued'").get(terminalId) as {
+    db
+      .prepare("SELECT COUNT(*) AS n FROM jobs WHERE terminal_id = ? AND state = 'queued'")
+      .get(terminalId) as {
       n: number;
     }
   ).n;
@@ -152,20 +181,29 @@ export function countQueued(db: Db, terminalId: string): number {
 
 /** Jobs that are not final (for deadlines and for recovery after a restart). */
 export function openJobs(db: Db): JobRecord[] {
-  return (db.prepare(`SELECT * FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`).all() as Row[]).map(fromRow);
+  return (
+    db.prepare(`SELECT * FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`).all() as Row[]
+  ).map(fromRow);
 }
 
 /** Jobs of a terminal in flight (dispatched or running). */
 export function inFlightJobsOfTerminal(db: Db, terminalId: string): JobRecord[] {
   return (
     db
-      .prepare("SELECT * FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid")
+      .prepare(
+        "SELECT * FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid",
+      )
       .all(terminalId) as Row[]
   ).map(fromRow);
 }
 
 /** Moves a job between non-final states; false when it was not in `from`. */
-export function transitionJob(db: Db, id: string, from: JobState[], to: 'queued' | 'dispatched' | 'running'): boolean {
+export function transitionJob(
+  db: Db,
+  id: string,
+  from: JobState[],
+  to: 'queued' | 'dispatched' | 'running',
+): boolean {
   const now = new Date().toISOString();
   const column = to === 'dispatched' ? 'dispatched_at' : to === 'running' ? 'started_at' : null;
   const sql = `UPDATE jobs SET state = ?${column ? `, ${column} = COALESCE(${column}, ?)` : ''} WHERE id = ? AND state IN (${from
@@ -176,10 +214,17 @@ export function transitionJob(db: Db, id: string, from: JobState[], to: 'queued'
 }
 
 /** Stores the head of the target's answer (only while the job is not final). */
-export function recordResponseHead(db: Db, id: string, status: number, headers: ResponseHeaders): boolean {
+export function recordResponseHead(
+  db: Db,
+  id: string,
+  status: number,
+  headers: ResponseHeaders,
+): boolean {
   return (
     db
-      .prepare(`UPDATE jobs SET response_status = ?, response_headers = ? WHERE id = ? AND state NOT IN ${FINAL}`)
+      .prepare(
+        `UPDATE jobs SET response_status = ?, response_headers = ? WHERE id = ? AND state NOT IN ${FINAL}`,
+      )
       .run(status, JSON.stringify(headers), id).changes > 0
   );
 }
@@ -198,6 +243,13 @@ export function finishJob(
         `UPDATE jobs SET state = ?, error_code = ?, error_message = ?, body_bytes = COALESCE(?, body_bytes),
          finished_at = ? WHERE id = ? AND state NOT IN ${FINAL}`,
       )
-      .run(state, error?.code ?? null, error?.message ?? null, bodyBytes, new Date().toISOString(), id).changes > 0
+      .run(
+        state,
+        error?.code ?? null,
+        error?.message ?? null,
+        bodyBytes,
+        new Date().toISOString(),
+        id,
+      ).changes > 0
   );
 }

@@ -86,15 +86,22 @@ export function createTerminal(
   db.prepare(
     `INSERT INTO terminals (id, workspace_id, name, state, enrollment_token_hash, enrollment_expires_at, created_at)
      VALUES (?, ?, ?, 'pending', ?, ?, ?)`,
-  ).run(id, workspaceId, name, hashToken(token), new Date(now.getTime() + ttlMs).toISOString(), now.toISOString());
+  ).run(
+    id,
+    workspaceId,
+    name,
+    hashToken(token),
+    new Date(now.getTime() + ttlMs).toISOString(),
+    now.toISOString(),
+  );
   return { terminal: getTerminal(db, workspaceId, id)!, enrollmentToken: token };
 }
 
 /** A terminal of a workspace, or undefined (another workspace's terminal is not found). */
 export function getTerminal(db: Db, workspaceId: string, id: string): TerminalRecord | undefined {
-  const r = db.prepare('SELECT * FROM terminals WHERE id = ? AND workspace_id = ?').get(id, workspaceId) as
-    | Row
-    | undefined;
+  const r = db
+    .prepare('SELECT * FROM terminals WHERE id = ? AND workspace_id = ?')
+    .get(id, workspaceId) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
@@ -105,7 +112,12 @@ export function getTerminalById(db: Db, id: string): TerminalRecord | undefined 
 }
 
 /** Terminals of a workspace, oldest first, after a cursor (an id). */
-export function listTerminals(db: Db, workspaceId: string, after: string | null, limit: number): TerminalRecord[] {
+export function listTerminals(
+  db: Db,
+  workspaceId: string,
+  after: string | null,
+  limit: number,
+): TerminalRecord[] {
   const rows = db
     .prepare(
       `SELECT * FROM terminals WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM terminals WHERE id = ?))
@@ -130,11 +142,17 @@ export function spendEnrollmentToken(
       .prepare("SELECT * FROM terminals WHERE enrollment_token_hash = ? AND state = 'pending'")
       .get(hashToken(token)) as Row | undefined;
     if (!r) return undefined;
-    if (!r.enrollment_expires_at || Date.parse(r.enrollment_expires_at) < now.getTime()) return 'expired';
+    if (!r.enrollment_expires_at || Date.parse(r.enrollment_expires_at) < now.getTime())
+      return 'expired';
     db.prepare(
       `UPDATE terminals SET state = 'active', enrollment_token_hash = NULL, signing_jwk = ?, encryption_jwk = ?,
        enrolled_at = ? WHERE id = ?`,
-    ).run(JSON.stringify(keys.signingJwk), JSON.stringify(keys.encryptionJwk), now.toISOString(), r.id);
+    ).run(
+      JSON.stringify(keys.signingJwk),
+      JSON.stringify(keys.encryptionJwk),
+      now.toISOString(),
+      r.id,
+    );
     return getTerminalById(db, r.id);
   })();
 }
@@ -148,7 +166,9 @@ export function updateTerminal(
 ): TerminalRecord | undefined {
   const current = getTerminal(db, workspaceId, id);
   if (!current) return undefined;
-  db.prepare('UPDATE terminals SET name = ?, max_concurrency = ? WHERE id = ? AND workspace_id = ?').run(
+  db.prepare(
+    'UPDATE terminals SET name = ?, max_concurrency = ? WHERE id = ? AND workspace_id = ?',
+  ).run(
     patch.name ?? current.name,
     patch.maxConcurrency === undefined ? current.maxConcurrency : patch.maxConcurrency,
     id,
@@ -172,25 +192,46 @@ export function revokeTerminal(db: Db, workspaceId: string, id: string): boolean
 export function recordAgentHello(
   db: Db,
   id: string,
-  hello: { version: string; protocolVersion: number; hostname: string; os: string; startedAt: string },
+  hello: {
+    version: string;
+    protocolVersion: number;
+    hostname: string;
+    os: string;
+    startedAt: string;
+  },
 ): void {
   const now = new Date().toISOString();
   db.prepare(
     `UPDATE terminals SET version = ?, protocol_version = ?, hostname = ?, os = ?, agent_started_at = ?,
      last_seen_at = ?, last_heartbeat_at = ? WHERE id = ?`,
-  ).run(hello.version, hello.protocolVersion, hello.hostname, hello.os, hello.startedAt, now, now, id);
+  ).run(
+    hello.version,
+    hello.protocolVersion,
+    hello.hostname,
+    hello.os,
+    hello.startedAt,
+    now,
+    now,
+    id,
+  );
 }
 
 /** Records a heartbeat. */
 export function recordHeartbeat(db: Db, id: string, at = new Date()): void {
   const iso = at.toISOString();
-  db.prepare('UPDATE terminals SET last_seen_at = ?, last_heartbeat_at = ? WHERE id = ?').run(iso, iso, id);
+  db.prepare('UPDATE terminals SET last_seen_at = ?, last_heartbeat_at = ? WHERE id = ?').run(
+    iso,
+    iso,
+    id,
+  );
 }
 
 /** Remembers a connection token id until it expires, refusing one seen before (no replay). */
 export function spendTokenId(db: Db, jti: string, expiresAtSec: number): boolean {
   const nowSec = Math.floor(Date.now() / 1000);
   db.prepare('DELETE FROM used_token_ids WHERE expires_at < ?').run(nowSec);
-  const res = db.prepare('INSERT OR IGNORE INTO used_token_ids (jti, expires_at) VALUES (?, ?)').run(jti, expiresAtSec);
+  const res = db
+    .prepare('INSERT OR IGNORE INTO used_token_ids (jti, expires_at) VALUES (?, ?)')
+    .run(jti, expiresAtSec);
   return res.changes === 1;
 }

@@ -4,7 +4,8 @@ import type { Db } from './database.js';
 
 /** The id of the workspace with this name, created when missing. */
 export function ensureWorkspace(db: Db, name: string): string {
-  const found = db.prepare('SELECT id FROM workspaces WHERE name = ?').get(name) as { id: string } | undefined;
+  const found = db.prepare('SELECT id FROM workspaces WHERE name = ?').get(name) as
+    { id: string } | undefined;
   if (found) return found.id;
   const id = newId('ws');
   db.prepare('INSERT OR IGNORE INTO workspaces (id, name, created_at) VALUES (?, ?, ?)').run(
@@ -23,12 +24,9 @@ export function isEmptyStore(db: Db): boolean {
 /** Creates an API key for a workspace; returns the key itself (shown once, stored hashed). */
 export function createApiKey(db: Db, workspaceId: string): string {
   const key = newSecretToken('opk');
-  db.prepare('INSERT INTO api_keys (id, workspace_id, key_hash, created_at) VALUES (?, ?, ?, ?)').run(
-    newId('key'),
-    workspaceId,
-    hashToken(key),
-    new Date().toISOString(),
-  );
+  db.prepare(
+    'INSERT INTO api_keys (id, workspace_id, key_hash, created_at) VALUES (?, ?, ?, ?)',
+  ).run(newId('key'), workspaceId, hashToken(key), new Date().toISOString());
   return key;
 }
 
@@ -36,9 +34,12 @@ export function createApiKey(db: Db, workspaceId: string): string {
  * The workspace of an API key, or undefined. The lookup is by SHA-256 of the key: the hash
  * comparison inside the index leaks nothing useful about the key itself.
  */
-export function workspaceOfApiKey(db: Db, key: string): { workspaceId: string; keyId: string } | undefined {
-  const row = db.prepare('SELECT id, workspace_id FROM api_keys WHERE key_hash = ?').get(hashToken(key)) as
-    | { id: string; workspace_id: string }
-    | undefined;
+export function workspaceOfApiKey(
+  db: Db,
+  key: string,
+): { workspaceId: string; keyId: string } | undefined {
+  const row = db
+    .prepare('SELECT id, workspace_id FROM api_keys WHERE key_hash = ?')
+    .get(hashToken(key)) as { id: string; workspace_id: string } | undefined;
   return row ? { workspaceId: row.workspace_id, keyId: row.id } : undefined;
 }

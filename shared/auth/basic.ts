@@ -10,9 +10,13 @@ export const basicAuth: AuthHandler = {
     if (secretsKnown) {
       const username = requireString(secrets, 'username', 'secrets');
       if (typeof secrets.password !== 'string') {
-        throw new OutpostError('INVALID_SECRET', 'secrets.password is required and must be a string', {
-          field: 'secrets.password',
-        });
+        throw new OutpostError(
+          'INVALID_SECRET',
+          'secrets.password is required and must be a string',
+          {
+            field: 'secrets.password',
+          },
+        );
       }
       // RFC 7617: the user-id cannot contain a colon, the password may.
       if (username.includes(':')) {

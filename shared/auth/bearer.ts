@@ -6,7 +6,8 @@ import type { AuthHandler } from './types.js';
 export const bearerAuth: AuthHandler = {
   secretFields: ['token'],
   check(settings, secrets, secretsKnown) {
-    if (secretsKnown) assertNoLineBreaks(requireString(secrets, 'token', 'secrets'), 'secrets.token', 'secrets');
+    if (secretsKnown)
+      assertNoLineBreaks(requireString(secrets, 'token', 'secrets'), 'secrets.token', 'secrets');
     return { settings, secrets, warnings: [] };
   },
   async apply(req, ctx) {

@@ -7,14 +7,21 @@ import { OutpostError } from '../errors.js';
 /** Splits a PEM bundle into its certificates; throws INVALID_SETTING on anything malformed. */
 export function parseCaBundle(pem: unknown, field = 'settings.caPem'): string[] {
   if (typeof pem !== 'string' || !pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new OutpostError('INVALID_SETTING', `${field} must be one or more PEM certificates`, { field });
+    throw new OutpostError('INVALID_SETTING', `${field} must be one or more PEM certificates`, {
+      field,
+    });
   }
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   for (const block of blocks) {
     try {
       new X509Certificate(block);
     } catch (err) {
-      throw new OutpostError('INVALID_SETTING', `${field} holds a certificate that cannot be parsed`, { field }, err);
+      throw new OutpostError(
+        'INVALID_SETTING',
+        `${field} holds a certificate that cannot be parsed`,
+        { field },
+        err,
+      );
     }
   }
   if (blocks.length === 0) {
@@ -31,8 +38,14 @@ export function checkCommonSettings(settings: FieldMap): string[] {
     for (const pem of certs) {
       const cert = new X509Certificate(pem);
       const days = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
-      if (days < 0) warnings.push(`settings.caPem: a CA certificate expired on ${new Date(cert.validTo).toISOString()}`);
-      else if (days < 30) warnings.push(`settings.caPem: a CA certificate expires on ${new Date(cert.validTo).toISOString()}`);
+      if (days < 0)
+        warnings.push(
+          `settings.caPem: a CA certificate expired on ${new Date(cert.validTo).toISOString()}`,
+        );
+      else if (days < 30)
+        warnings.push(
+          `settings.caPem: a CA certificate expires on ${new Date(cert.validTo).toISOString()}`,
+        );
     }
   }
   if (settings.followRedirects !== undefined && typeof settings.followRedirects !== 'boolean') {
@@ -40,20 +53,30 @@ export function checkCommonSettings(settings: FieldMap): string[] {
       field: 'settings.followRedirects',
     });
   }
-  if (settings.testPath !== undefined && (typeof settings.testPath !== 'string' || !settings.testPath.startsWith('/'))) {
-    throw new OutpostError('INVALID_SETTING', 'settings.testPath must be a path starting with "/"', {
-      field: 'settings.testPath',
-    });
+  if (
+    settings.testPath !== undefined &&
+    (typeof settings.testPath !== 'string' || !settings.testPath.startsWith('/'))
+  ) {
+    throw new OutpostError(
+      'INVALID_SETTING',
+      'settings.testPath must be a path starting with "/"',
+      {
+        field: 'settings.testPath',
+      },
+    );
   }
   if (settings.rateLimit !== undefined) {
-    const rl = settings.rateLimit as { requests?: unknown; perSeconds?: unknown } | null;
+    const rl: unknown = settings.rateLimit;
+    const { requests, perSeconds } = (rl !== null && typeof rl === 'object' ? rl : {}) as {
+      requests?: unknown;
+      perSeconds?: unknown;
+    };
     const ok =
-      rl !== null &&
-      typeof rl === 'object' &&
-      Number.isInteger(rl.requests) &&
-      (rl.requests as number) > 0 &&
-      typeof rl.perSeconds === 'number' &&
-      rl.perSeconds > 0;
+      typeof requests === 'number' &&
+      Number.isInteger(requests) &&
+      requests > 0 &&
+      typeof perSeconds === 'number' &&
+      perSeconds > 0;
     if (!ok) {
       throw new OutpostError(
         'INVALID_SETTING',
@@ -79,7 +102,11 @@ export function requireString(map: FieldMap, key: string, kind: 'secrets' | 'set
 }
 
 /** Reads an optional string field or throws with the field named when it is not a string. */
-export function optionalString(map: FieldMap, key: string, kind: 'secrets' | 'settings'): string | undefined {
+export function optionalString(
+  map: FieldMap,
+  key: string,
+  kind: 'secrets' | 'settings',
+): string | undefined {
   const value = map[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string') {
@@ -93,7 +120,11 @@ export function optionalString(map: FieldMap, key: string, kind: 'secrets' | 'se
 }
 
 /** Refuses CR, LF and NUL in a value that ends up in a header. */
-export function assertNoLineBreaks(value: string, field: string, kind: 'secrets' | 'settings'): void {
+export function assertNoLineBreaks(
+  value: string,
+  field: string,
+  kind: 'secrets' | 'settings',
+): void {
   if (/[\r\n\0]/.test(value)) {
     throw new OutpostError(
       kind === 'secrets' ? 'INVALID_SECRET' : 'INVALID_SETTING',

@@ -9,10 +9,19 @@ export const headerAuth: AuthHandler = {
   check(settings, secrets, secretsKnown) {
     if (!secretsKnown) return { settings, secrets, warnings: [] };
     const headers = secrets.headers;
-    if (!headers || typeof headers !== 'object' || Array.isArray(headers) || Object.keys(headers).length === 0) {
-      throw new OutpostError('INVALID_SECRET', 'secrets.headers must be an object of header names and values', {
-        field: 'secrets.headers',
-      });
+    if (
+      !headers ||
+      typeof headers !== 'object' ||
+      Array.isArray(headers) ||
+      Object.keys(headers).length === 0
+    ) {
+      throw new OutpostError(
+        'INVALID_SECRET',
+        'secrets.headers must be an object of header names and values',
+        {
+          field: 'secrets.headers',
+        },
+      );
     }
     for (const [name, value] of Object.entries(headers)) {
       if (typeof value !== 'string') {
@@ -23,7 +32,12 @@ export const headerAuth: AuthHandler = {
       try {
         assertHeader(name, value, `secrets.headers.${name}`);
       } catch (err) {
-        throw new OutpostError('INVALID_SECRET', (err as Error).message, { field: `secrets.headers.${name}` }, err);
+        throw new OutpostError(
+          'INVALID_SECRET',
+          (err as Error).message,
+          { field: `secrets.headers.${name}` },
+          err,
+        );
       }
     }
     return { settings, secrets, warnings: [] };

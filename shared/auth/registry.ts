@@ -33,9 +33,13 @@ const handlers: Partial<Record<AuthType, AuthHandler>> = {
 export function authHandler(authType: AuthType): AuthHandler {
   const handler = handlers[authType];
   if (!handler) {
-    throw new OutpostError('VALIDATION_FAILED', `authType "${authType}" is not supported by this build`, {
-      field: 'authType',
-    });
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `authType "${authType}" is not supported by this build`,
+      {
+        field: 'authType',
+      },
+    );
   }
   return handler;
 }

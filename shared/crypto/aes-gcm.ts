@@ -16,7 +16,10 @@ export interface AtRestKey {
 /** Wraps raw key bytes; throws unless they are exactly 32 bytes. */
 export function atRestKey(key: Buffer): AtRestKey {
   if (key.length !== 32) {
-    throw new OutpostError('INVALID_SETTING', `an encryption key must be 32 bytes, got ${key.length}`);
+    throw new OutpostError(
+      'INVALID_SETTING',
+      `an encryption key must be 32 bytes, got ${key.length}`,
+    );
   }
   const id = createHash('sha256').update(key).digest('base64url').slice(0, 8);
   return { id, key };
@@ -29,7 +32,13 @@ export function encryptAtRest(key: AtRestKey, plaintext: string, context: string
   cipher.setAAD(Buffer.from(context, 'utf8'));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   const tag = cipher.getAuthTag();
-  return ['v1', key.id, nonce.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
+  return [
+    'v1',
+    key.id,
+    nonce.toString('base64url'),
+    ciphertext.toString('base64url'),
+    tag.toString('base64url'),
+  ].join('.');
 }
 
 /** The id of the key that sealed a stored value. */
@@ -45,14 +54,25 @@ export function decryptAtRest(keys: AtRestKey[], stored: string, context: string
     throw new OutpostError('INTERNAL', 'a stored secret has an unknown format');
   }
   if (!key) {
-    throw new OutpostError('INTERNAL', `a stored secret was sealed with key ${keyId}, which is not configured`);
+    throw new OutpostError(
+      'INTERNAL',
+      `a stored secret was sealed with key ${keyId}, which is not configured`,
+    );
   }
   try {
     const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(nonce, 'base64url'));
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+    return Buffer.concat([
+      decipher.update(Buffer.from(ciphertext, 'base64url')),
+      decipher.final(),
+    ]).toString('utf8');
   } catch (err) {
-    throw new OutpostError('INTERNAL', 'a stored secret could not be decrypted (wrong key or tampered)', {}, err);
+    throw new OutpostError(
+      'INTERNAL',
+      'a stored secret could not be decrypted (wrong key or tampered)',
+      {},
+      err,
+    );
   }
 }

@@ -2,7 +2,14 @@
  * Sealed secrets: an account's secrets encrypted to its terminal's public encryption key as a
  * compact JWE (ECDH-ES+A256KW, A256GCM). Only the terminal holds the private half.
  */
-import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import {
+  CompactEncrypt,
+  compactDecrypt,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+} from 'jose';
 
 import type { FieldMap } from '../accounts.js';
 import { OutpostError } from '../errors.js';
@@ -14,13 +21,20 @@ export const SEAL_ENC = 'A256GCM';
 
 /** Creates the terminal's encryption key pair, as JWKs. */
 export async function generateEncryptionKeyPair(): Promise<{ publicJwk: JWK; privateJwk: JWK }> {
-  const { publicKey, privateKey } = await generateKeyPair(SEAL_ALG, { crv: 'P-256', extractable: true });
+  const { publicKey, privateKey } = await generateKeyPair(SEAL_ALG, {
+    crv: 'P-256',
+    extractable: true,
+  });
   const publicJwk = { ...(await exportJWK(publicKey)), alg: SEAL_ALG, use: 'enc' };
   return { publicJwk, privateJwk: await exportJWK(privateKey) };
 }
 
 /** Seals secrets to a terminal's public encryption JWK. `accountId` is bound in the header. */
-export async function sealSecrets(publicJwk: JWK, secrets: FieldMap, accountId?: string): Promise<string> {
+export async function sealSecrets(
+  publicJwk: JWK,
+  secrets: FieldMap,
+  accountId?: string,
+): Promise<string> {
   const key = await importJWK(publicJwk, SEAL_ALG);
   const header: { alg: string; enc: string; [k: string]: string } = {
     alg: SEAL_ALG,
@@ -43,12 +57,13 @@ export async function openSealedSecrets(privateJwk: JWK, jwe: string): Promise<F
       contentEncryptionAlgorithms: [SEAL_ENC],
     });
     const value: unknown = JSON.parse(new TextDecoder().decode(plaintext));
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw new Error('not an object');
     return value as FieldMap;
   } catch (err) {
     throw new OutpostError(
       'INVALID_SECRET',
-      'sealedSecrets could not be opened with this terminal\'s key: seal them to its current encryption key',
+      "sealedSecrets could not be opened with this terminal's key: seal them to its current encryption key",
       { field: 'sealedSecrets' },
       err,
     );
@@ -66,10 +81,17 @@ export function assertSealedShape(jwe: unknown): string {
   try {
     header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as typeof header;
   } catch (err) {
-    throw new OutpostError('VALIDATION_FAILED', 'sealedSecrets has an unreadable header', { field: 'sealedSecrets' }, err);
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      'sealedSecrets has an unreadable header',
+      { field: 'sealedSecrets' },
+      err,
+    );
   }
   if (header.alg !== SEAL_ALG || header.enc !== SEAL_ENC) {
-    throw fail(`must use alg ${SEAL_ALG} and enc ${SEAL_ENC} (seal to the terminal's encryptionKey)`);
+    throw fail(
+      `must use alg ${SEAL_ALG} and enc ${SEAL_ENC} (seal to the terminal's encryptionKey)`,
+    );
   }
   return jwe;
 }

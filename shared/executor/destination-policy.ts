@@ -153,7 +153,11 @@ export class AllowListPolicy implements DestinationPolicy {
   checkAddress(hostname: string, address: string, port: number): void {
     if (bareHost(hostname) === address) return; // a literal address already passed checkUrl
     if (isSensitiveAddress(address) && !this.allows(address, port)) {
-      throw forbidden(hostname, address, 'resolves to a link-local, unspecified or multicast address');
+      throw forbidden(
+        hostname,
+        address,
+        'resolves to a link-local, unspecified or multicast address',
+      );
     }
   }
 }

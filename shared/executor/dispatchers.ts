@@ -36,7 +36,11 @@ export function checkedLookup(policy: DestinationPolicy, port: () => number) {
       }
       if (options.all) return callback(null, addresses);
       const first = addresses[0];
-      if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+      if (!first)
+        return callback(
+          Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }),
+          [],
+        );
       callback(null, first.address, first.family);
     });
   };
@@ -92,7 +96,9 @@ export class DispatcherCache {
 
 function fingerprint(tls: TlsMaterial): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify([tls.ca ?? null, tls.cert ?? null, tls.key ?? null, tls.passphrase ?? null]));
+  h.update(
+    JSON.stringify([tls.ca ?? null, tls.cert ?? null, tls.key ?? null, tls.passphrase ?? null]),
+  );
   if (tls.pfx) h.update(tls.pfx);
   return h.digest('hex');
 }
@@ -106,20 +112,33 @@ export function classifyNetworkError(err: unknown, stage: 'connect' | 'body'): O
   const message = e.message ?? String(err);
   const wrap = (c: ConstructorParameters<typeof OutpostError>[0], text: string) =>
     new OutpostError(c, text, {}, err);
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return wrap('TIMEOUT_CONNECT', 'connecting to the target timed out');
+  if (code === 'UND_ERR_CONNECT_TIMEOUT')
+    return wrap('TIMEOUT_CONNECT', 'connecting to the target timed out');
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return wrap('TIMEOUT_FIRST_BYTE', 'the target accepted the request but did not answer in time');
   }
-  if (code === 'UND_ERR_BODY_TIMEOUT') return wrap('TIMEOUT_IDLE_BODY', 'the target stopped sending its body');
-  if (code === 'ECONNREFUSED') return wrap('CONNECTION_REFUSED', `the target refused the connection (${message})`);
+  if (code === 'UND_ERR_BODY_TIMEOUT')
+    return wrap('TIMEOUT_IDLE_BODY', 'the target stopped sending its body');
+  if (code === 'ECONNREFUSED')
+    return wrap('CONNECTION_REFUSED', `the target refused the connection (${message})`);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') {
     return wrap('DNS_FAILED', `the target's host name could not be resolved (${message})`);
   }
-  if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/.test(code) || /certificate|SSL|TLS/i.test(message)) {
+  if (
+    /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_OSSL|HOSTNAME_MISMATCH)/.test(
+      code,
+    ) ||
+    /certificate|SSL|TLS/i.test(message)
+  ) {
     return wrap('TLS_FAILED', `TLS with the target failed: ${message}`);
   }
   if (stage === 'body') return wrap('BODY_INCOMPLETE', `the target's body was cut off: ${message}`);
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
+  if (
+    code === 'EHOSTUNREACH' ||
+    code === 'ENETUNREACH' ||
+    code === 'ECONNRESET' ||
+    code === 'UND_ERR_SOCKET'
+  ) {
     return wrap('TARGET_UNREACHABLE', `the target could not be reached: ${message}`);
   }
   return wrap('REQUEST_FAILED', `the request failed: ${message}`);

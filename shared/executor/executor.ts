@@ -42,7 +42,11 @@ export interface RequestTimeouts {
 }
 
 /** Defaults of `RequestTimeouts`. */
-export const DEFAULT_TIMEOUTS: RequestTimeouts = { connectMs: 10_000, firstByteMs: 30_000, idleBodyMs: 30_000 };
+export const DEFAULT_TIMEOUTS: RequestTimeouts = {
+  connectMs: 10_000,
+  firstByteMs: 30_000,
+  idleBodyMs: 30_000,
+};
 
 /** Options of an `Executor`, compiled once. */
 export interface ExecutorOptions {
@@ -98,7 +102,8 @@ export class Executor {
   /** The TLS material of an account: its trusted CA bundle and client certificate. */
   tlsFor(account: ResolvedAccount): TlsMaterial {
     const own = authHandler(account.authType).tls?.(account) ?? {};
-    const ca = account.settings.caPem !== undefined ? parseCaBundle(account.settings.caPem) : own.ca;
+    const ca =
+      account.settings.caPem !== undefined ? parseCaBundle(account.settings.caPem) : own.ca;
     return { ...own, ca };
   }
 
@@ -135,10 +140,22 @@ export class Executor {
       if (sameOrigin) await wrapAuth(() => handler.apply(out, ctx));
       logger.debug('sending request', { method: out.method, origin: out.url.origin, hop });
 
-      const res = await this.send(out, currentBody, signal, timeouts, sameOrigin ? account : undefined);
+      const res = await this.send(
+        out,
+        currentBody,
+        signal,
+        timeouts,
+        sameOrigin ? account : undefined,
+      );
       const replayable = currentBody === undefined || currentBody.kind === 'buffer';
 
-      if (res.statusCode === 401 && !retriedAuth && sameOrigin && replayable && handler.onUnauthorized) {
+      if (
+        res.statusCode === 401 &&
+        !retriedAuth &&
+        sameOrigin &&
+        replayable &&
+        handler.onUnauthorized
+      ) {
         await res.body.dump().catch(() => undefined);
         retriedAuth = true;
         if (await wrapAuth(() => handler.onUnauthorized!(out, ctx))) {
@@ -146,11 +163,18 @@ export class Executor {
           hop--;
           continue;
         }
-        throw new OutpostError('AUTH_FLOW_FAILED', 'the target answered 401 and the credentials could not be renewed');
+        throw new OutpostError(
+          'AUTH_FLOW_FAILED',
+          'the target answered 401 and the credentials could not be renewed',
+        );
       }
 
       const location = res.headers.location;
-      if (REDIRECTS.has(res.statusCode) && account.settings.followRedirects === true && typeof location === 'string') {
+      if (
+        REDIRECTS.has(res.statusCode) &&
+        account.settings.followRedirects === true &&
+        typeof location === 'string'
+      ) {
         await res.body.dump().catch(() => undefined);
         if (hop + 1 > MAX_REDIRECTS) {
           throw new OutpostError('REDIRECT_REFUSED', `more than ${MAX_REDIRECTS} redirects`);
@@ -202,10 +226,14 @@ export class Executor {
       const options: Dispatcher.RequestOptions = {
         origin: out.url.origin,
         path: `${out.url.pathname}${out.url.search}`,
-        method: out.method as Dispatcher.HttpMethod,
+        method: out.method,
         headers: out.headers,
         body:
-          body === undefined ? undefined : body.kind === 'buffer' ? body.data : Readable.from(body.stream),
+          body === undefined
+            ? undefined
+            : body.kind === 'buffer'
+              ? body.data
+              : Readable.from(body.stream),
         signal,
         headersTimeout: timeouts.firstByteMs,
         bodyTimeout: timeouts.idleBodyMs,
@@ -230,14 +258,23 @@ export class Executor {
   /** A small request of an auth flow (token URL, login), read whole. */
   private async authRequest(
     account: ResolvedAccount,
-    req: { method: string; url: URL; headers: Record<string, string>; body?: Buffer; viaAccountId?: string },
+    req: {
+      method: string;
+      url: URL;
+      headers: Record<string, string>;
+      body?: Buffer;
+      viaAccountId?: string;
+    },
     signal: AbortSignal,
   ): Promise<AuthHttpResponse> {
     let tlsAccount = account;
     if (req.viaAccountId) {
       const via = this.options.getAccount(req.viaAccountId);
       if (!via) {
-        throw new OutpostError('AUTH_FLOW_FAILED', `account ${req.viaAccountId} (mtlsAccountId) is not known here`);
+        throw new OutpostError(
+          'AUTH_FLOW_FAILED',
+          `account ${req.viaAccountId} (mtlsAccountId) is not known here`,
+        );
       }
       tlsAccount = via;
     }
@@ -261,7 +298,10 @@ export class Executor {
       size += chunk.length;
       if (size > MAX_AUTH_RESPONSE_BYTES) {
         res.body.destroy();
-        throw new OutpostError('AUTH_FLOW_FAILED', `the answer of ${req.url.origin} was larger than 1 MB`);
+        throw new OutpostError(
+          'AUTH_FLOW_FAILED',
+          `the answer of ${req.url.origin} was larger than 1 MB`,
+        );
       }
       chunks.push(chunk);
     }
@@ -276,7 +316,9 @@ export class Executor {
 function abortReason(signal: AbortSignal): OutpostError | undefined {
   if (!signal.aborted) return undefined;
   const reason: unknown = signal.reason;
-  return reason instanceof OutpostError ? reason : new OutpostError('CANCELLED', 'the job was cancelled');
+  return reason instanceof OutpostError
+    ? reason
+    : new OutpostError('CANCELLED', 'the job was cancelled');
 }
 
 /** Errors thrown by an auth flow become AUTH_FLOW_FAILED unless they already carry a code. */
@@ -285,7 +327,12 @@ async function wrapAuth<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof OutpostError) throw err;
-    throw new OutpostError('AUTH_FLOW_FAILED', `the auth flow failed: ${(err as Error).message}`, {}, err);
+    throw new OutpostError(
+      'AUTH_FLOW_FAILED',
+      `the auth flow failed: ${(err as Error).message}`,
+      {},
+      err,
+    );
   }
 }
 
@@ -301,7 +348,10 @@ function resolveRedirect(from: URL, location: string): URL {
     throw new OutpostError('REDIRECT_REFUSED', `the target redirected to a ${next.protocol} URL`);
   }
   if (from.protocol === 'https:' && next.protocol === 'http:') {
-    throw new OutpostError('REDIRECT_REFUSED', 'the target redirected from HTTPS to plain HTTP; refused');
+    throw new OutpostError(
+      'REDIRECT_REFUSED',
+      'the target redirected from HTTPS to plain HTTP; refused',
+    );
   }
   next.hash = '';
   return next;

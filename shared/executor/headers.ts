@@ -32,7 +32,9 @@ const HOP_BY_HOP = new Set([
 /** Throws INVALID_HEADER unless the name is an HTTP token and the value has no CR, LF or NUL. */
 export function assertHeader(name: string, value: string, field = `headers.${name}`): void {
   if (!TOKEN.test(name)) {
-    throw new OutpostError('INVALID_HEADER', `header name "${name}" is not a valid HTTP token`, { field });
+    throw new OutpostError('INVALID_HEADER', `header name "${name}" is not a valid HTTP token`, {
+      field,
+    });
   }
   if (/[\r\n\0]/.test(value)) {
     throw new OutpostError('INVALID_HEADER', `header "${name}" contains CR, LF or NUL`, { field });
@@ -40,7 +42,9 @@ export function assertHeader(name: string, value: string, field = `headers.${nam
 }
 
 /** Validates the headers of a job: valid names and values, nothing that frames the request. */
-export function checkJobHeaders(headers: Record<string, string> | undefined): Record<string, string> {
+export function checkJobHeaders(
+  headers: Record<string, string> | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
     const lower = name.toLowerCase();

@@ -4,9 +4,7 @@ import { MAX_INLINE_BODY_BYTES, type JobRequest } from '../jobs.js';
 
 /** The body the executor sends: bytes in memory, a stream, or nothing. */
 export type RequestBody =
-  | { kind: 'buffer'; data: Buffer }
-  | { kind: 'stream'; stream: AsyncIterable<Buffer> }
-  | undefined;
+  { kind: 'buffer'; data: Buffer } | { kind: 'stream'; stream: AsyncIterable<Buffer> } | undefined;
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 

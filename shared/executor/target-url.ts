@@ -20,24 +20,38 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 /** Parses an account's `host` (with or without scheme, port and base path) and `port`. */
 export function parseAccountBase(host: string, port: number | null | undefined): AccountBase {
   const raw = host.trim();
-  if (raw === '') throw new OutpostError('INVALID_TARGET', 'host is empty: give a host name', { field: 'host' });
+  if (raw === '')
+    throw new OutpostError('INVALID_TARGET', 'host is empty: give a host name', { field: 'host' });
   if (/[\s#?\\]/.test(raw)) {
-    throw new OutpostError('INVALID_TARGET', 'host may not contain spaces, "#", "?" or "\\"', { field: 'host' });
+    throw new OutpostError('INVALID_TARGET', 'host may not contain spaces, "#", "?" or "\\"', {
+      field: 'host',
+    });
   }
   const schemeMatch = SCHEME.exec(raw);
   const scheme = schemeMatch?.[1]?.toLowerCase();
   if (scheme !== undefined && scheme !== 'http' && scheme !== 'https') {
-    throw new OutpostError('INVALID_TARGET', `host has scheme "${scheme}": use http or https`, { field: 'host' });
+    throw new OutpostError('INVALID_TARGET', `host has scheme "${scheme}": use http or https`, {
+      field: 'host',
+    });
   }
   // A scheme without default ports keeps an explicit :80 or :443 visible to us.
   let parsed: URL;
   try {
     parsed = new URL(`outpost-base://${schemeMatch ? raw.slice(schemeMatch[0].length) : raw}`);
   } catch (err) {
-    throw new OutpostError('INVALID_TARGET', `host "${raw}" is not a valid host name`, { field: 'host' }, err);
+    throw new OutpostError(
+      'INVALID_TARGET',
+      `host "${raw}" is not a valid host name`,
+      { field: 'host' },
+      err,
+    );
   }
   if (parsed.username || parsed.password) {
-    throw new OutpostError('INVALID_TARGET', 'host may not carry user info: use the auth settings', { field: 'host' });
+    throw new OutpostError(
+      'INVALID_TARGET',
+      'host may not carry user info: use the auth settings',
+      { field: 'host' },
+    );
   }
   if (parsed.hostname === '') {
     throw new OutpostError('INVALID_TARGET', `host "${raw}" has no host name`, { field: 'host' });
@@ -45,7 +59,9 @@ export function parseAccountBase(host: string, port: number | null | undefined):
   const hostPort = parsed.port === '' ? undefined : Number(parsed.port);
   if (port !== null && port !== undefined) {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new OutpostError('INVALID_TARGET', 'port must be an integer from 1 to 65535', { field: 'port' });
+      throw new OutpostError('INVALID_TARGET', 'port must be an integer from 1 to 65535', {
+        field: 'port',
+      });
     }
     if (hostPort !== undefined && hostPort !== port) {
       throw new OutpostError(
@@ -57,7 +73,7 @@ export function parseAccountBase(host: string, port: number | null | undefined):
   }
   const explicitPort = port ?? hostPort;
   let protocol: 'http:' | 'https:';
-  if (scheme) protocol = `${scheme}:` as 'http:' | 'https:';
+  if (scheme) protocol = `${scheme}:`;
   else protocol = explicitPort === 80 ? 'http:' : 'https:';
   const finalPort = explicitPort ?? (protocol === 'http:' ? 80 : 443);
   // Normalize the host name the way HTTP URLs do (lower case, IDNA, IPv6 brackets).
@@ -102,6 +118,7 @@ export function buildTargetUrl(
   if (rawPath.includes('#')) {
     throw new OutpostError('INVALID_TARGET', 'path may not contain "#"', { field: 'request.path' });
   }
+  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(rawPath)) {
     throw new OutpostError('INVALID_TARGET', 'path may not contain control characters', {
       field: 'request.path',

@@ -21,7 +21,8 @@ const JOB_ID = /^job_([0-9a-f]{32})$/;
 /** Encodes a body chunk of a job. */
 export function encodeBodyFrame(kind: number, jobId: string, offset: number, data: Buffer): Buffer {
   const m = JOB_ID.exec(jobId);
-  if (!m) throw new OutpostError('PROTOCOL_ERROR', `job id ${jobId} cannot travel in a binary frame`);
+  if (!m)
+    throw new OutpostError('PROTOCOL_ERROR', `job id ${jobId} cannot travel in a binary frame`);
   const header = Buffer.allocUnsafe(HEADER_BYTES);
   header.writeUInt8(kind, 0);
   Buffer.from(m[1]!, 'hex').copy(header, 1);
@@ -32,7 +33,10 @@ export function encodeBodyFrame(kind: number, jobId: string, offset: number, dat
 /** Decodes a binary frame; throws PROTOCOL_ERROR when it is malformed. */
 export function decodeBodyFrame(frame: Buffer): BodyFrame {
   if (frame.length < HEADER_BYTES) {
-    throw new OutpostError('PROTOCOL_ERROR', `binary frame of ${frame.length} bytes is shorter than its header`);
+    throw new OutpostError(
+      'PROTOCOL_ERROR',
+      `binary frame of ${frame.length} bytes is shorter than its header`,
+    );
   }
   const kind = frame.readUInt8(0);
   if (kind !== FRAME_KIND.responseBody && kind !== FRAME_KIND.requestBody) {

@@ -81,14 +81,27 @@ export const agentMessageSchema = z.discriminatedUnion('type', [
     error: errorBody.nullable(),
     bodyBytes: z.number().int().nonnegative(),
   }),
-  z.object({ type: z.literal('body.credit'), jobId: id, confirmedBytes: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal('body.credit'),
+    jobId: id,
+    confirmedBytes: z.number().int().nonnegative(),
+  }),
   z.object({
     type: z.literal('accounts.status'),
     accounts: z.array(
-      z.object({ id, revision: z.number().int(), warnings: z.array(z.string()), secretFields: z.array(z.string()) }),
+      z.object({
+        id,
+        revision: z.number().int(),
+        warnings: z.array(z.string()),
+        secretFields: z.array(z.string()),
+      }),
     ),
   }),
-  z.object({ type: z.literal('logs.reply'), requestId: id, lines: z.array(z.record(z.string(), z.unknown())) }),
+  z.object({
+    type: z.literal('logs.reply'),
+    requestId: id,
+    lines: z.array(z.record(z.string(), z.unknown())),
+  }),
   z.object({ type: z.literal('test.reply'), requestId: id, hops: z.array(hop) }),
 ]);
 
@@ -119,7 +132,11 @@ export const controlMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('job.ack'), jobId: id }),
   /** After a reconnect: resend the body from `offset` (what the control plane holds). */
   z.object({ type: z.literal('job.resume'), jobId: id, offset: z.number().int().nonnegative() }),
-  z.object({ type: z.literal('body.credit'), jobId: id, confirmedBytes: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal('body.credit'),
+    jobId: id,
+    confirmedBytes: z.number().int().nonnegative(),
+  }),
   z.object({ type: z.literal('body.end'), jobId: id, bodyBytes: z.number().int().nonnegative() }),
   z.object({ type: z.literal('heartbeat.ack'), sentAt: z.string(), serverTime: z.string() }),
   z.object({

@@ -4,7 +4,10 @@
  */
 import type { FieldMap, ResolvedAccount } from '../../shared/accounts.js';
 import type { AuthStateStore } from '../../shared/auth/types.js';
-import { PublicOnlyPolicy, type DestinationPolicy } from '../../shared/executor/destination-policy.js';
+import {
+  PublicOnlyPolicy,
+  type DestinationPolicy,
+} from '../../shared/executor/destination-policy.js';
 import { Executor } from '../../shared/executor/executor.js';
 import type { ResponseHeaders } from '../../shared/executor/headers.js';
 import { jobRequestSchema, type JobRequest } from '../../shared/jobs.js';
@@ -95,5 +98,13 @@ export function testAccount(
   secrets: FieldMap = {},
 ): ResolvedAccount {
   counter += 1;
-  return { id: `acct_test_${counter}`, name: `test ${counter}`, authType, host, port: null, settings, secrets };
+  return {
+    id: `acct_test_${counter}`,
+    name: `test ${counter}`,
+    authType,
+    host,
+    port: null,
+    settings,
+    secrets,
+  };
 }

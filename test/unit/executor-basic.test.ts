@@ -23,7 +23,12 @@ describe('the executor with basic, bearer and header auth', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() });
+        seen.push({
+          method: req.method!,
+          url: req.url!,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+        });
         res.setHeader('content-type', 'application/json');
         res.setHeader('set-cookie', 'a=1');
         res.setHeader('x-multi', ['1', '2']);
@@ -40,14 +45,25 @@ describe('the executor with basic, bearer and header auth', () => {
   });
 
   it('sends Basic credentials encoded as UTF-8', async () => {
-    const account = testAccount('basic', `${base}/api`, {}, { username: 'zoë', password: 'p:ss wörd' });
-    const answer = await harness.run(account, { method: 'GET', path: '/items', query: { q: 'a b' } });
+    const account = testAccount(
+      'basic',
+      `${base}/api`,
+      {},
+      { username: 'zoë', password: 'p:ss wörd' },
+    );
+    const answer = await harness.run(account, {
+      method: 'GET',
+      path: '/items',
+      query: { q: 'a b' },
+    });
     expect(answer.status).toBe(200);
     expect(answer.headers['set-cookie']).toEqual(['a=1']);
     expect(answer.headers['x-multi']).toEqual(['1', '2']);
     const last = seen.at(-1)!;
     expect(last.url).toBe('/api/items?q=a%20b');
-    expect(last.headers.authorization).toBe(`Basic ${Buffer.from('zoë:p:ss wörd', 'utf8').toString('base64')}`);
+    expect(last.headers.authorization).toBe(
+      `Basic ${Buffer.from('zoë:p:ss wörd', 'utf8').toString('base64')}`,
+    );
   });
 
   it('sends a bearer token and custom headers, and a JSON body with its content type', async () => {
@@ -62,14 +78,18 @@ describe('the executor with basic, bearer and header auth', () => {
     expect(last.headers['content-type']).toBe('application/json');
     expect(last.body).toBe('{"a":1}');
 
-    await harness.run(testAccount('header', base, {}, { headers: { 'X-Api-Key': 'k1' } }), { path: '/y' });
+    await harness.run(testAccount('header', base, {}, { headers: { 'X-Api-Key': 'k1' } }), {
+      path: '/y',
+    });
     last = seen.at(-1)!;
     expect(last.headers['x-api-key']).toBe('k1');
   });
 
   it('refuses framing headers from the job', async () => {
     const account = testAccount('none', base);
-    await expect(harness.run(account, { headers: { Host: 'evil' } })).rejects.toMatchObject({ code: 'INVALID_HEADER' });
+    await expect(harness.run(account, { headers: { Host: 'evil' } })).rejects.toMatchObject({
+      code: 'INVALID_HEADER',
+    });
     await expect(harness.run(account, { headers: { 'X-A': 'a\r\nb' } })).rejects.toMatchObject({
       code: 'INVALID_HEADER',
     });

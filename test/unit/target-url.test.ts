@@ -28,11 +28,21 @@ describe('target URL', () => {
   });
 
   it('refuses two different ports, a fragment, and paths that climb above the base', () => {
-    expect(() => parseAccountBase('h:81', 82)).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }));
-    expect(() => url('http://h/api', null, '/x#y')).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }));
-    expect(() => url('http://h/api', null, '/../x')).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }));
-    expect(() => url('http://h/api', null, '/%2e%2e/x')).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }));
-    expect(() => url('http://h/api', null, '/a/..\\..\\x')).toThrow(expect.objectContaining({ code: 'INVALID_TARGET' }));
+    expect(() => parseAccountBase('h:81', 82)).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h/api', null, '/x#y')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h/api', null, '/../x')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h/api', null, '/%2e%2e/x')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h/api', null, '/a/..\\..\\x')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
   });
 
   it('never lets the path change the host', () => {
