@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import Fastify, { type FastifyInstance } from 'fastify';
 
+import { testAccountConnection } from '../shared/executor/connection-test.js';
 import type { Logger } from '../shared/logger.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
 import { AccountService } from './accounts/account-service.js';
@@ -15,6 +16,7 @@ import { pageOf, type ApiContext } from './api/api-context.js';
 import { installErrorHandling } from './api/http-errors.js';
 import { accountRoutes } from './api/routes-accounts.js';
 import { auditRoutes } from './api/routes-audit.js';
+import { diagnosticRoutes } from './api/routes-diagnostics.js';
 import { enrollRoutes } from './api/routes-enroll.js';
 import { jobRoutes } from './api/routes-jobs.js';
 import { terminalRoutes } from './api/routes-terminals.js';
@@ -95,6 +97,8 @@ export class ControlPlane {
         return { online: s !== undefined, connectedSince: s ? s.connectedAt.toISOString() : null };
       },
       page: pageOf,
+      testDirect: (account) =>
+        testAccountConnection(account, this.direct.executor, this.direct.policy),
     };
     installErrorHandling(this.app, logger);
     this.app.addHook('onResponse', async (req, reply) => {
@@ -112,6 +116,7 @@ export class ControlPlane {
     accountRoutes(this.app, ctx);
     jobRoutes(this.app, ctx);
     auditRoutes(this.app, ctx);
+    diagnosticRoutes(this.app, ctx);
   }
 
   /** On the first start with an empty store: the `default` workspace and its admin key. */

@@ -2,7 +2,9 @@
 import type { FastifyRequest } from 'fastify';
 
 import { OutpostError } from '../../shared/errors.js';
+import type { ResolvedAccount } from '../../shared/accounts.js';
 import type { Logger } from '../../shared/logger.js';
+import type { TestHop } from '../../shared/protocol/messages.js';
 import type { AccountService } from '../accounts/account-service.js';
 import type { AgentGateway } from '../gateway/agent-gateway.js';
 import type { JobService } from '../jobs/job-service.js';
@@ -21,6 +23,8 @@ export interface ApiContext {
   caller(req: FastifyRequest): Caller;
   presence(terminalId: string): Presence;
   page(req: FastifyRequest): { cursor: string | null; limit: number };
+  /** Runs the connection test of a direct account from the control plane. */
+  testDirect(account: ResolvedAccount): Promise<TestHop[]>;
 }
 
 /** Reads `?cursor=&limit=` (limit 1..200, default 50). */

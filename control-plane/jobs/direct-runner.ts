@@ -48,6 +48,8 @@ export class StoredAuthState implements AuthStateStore {
 /** The control plane's runner of direct jobs. */
 export class ControlPlaneDirectRunner implements DirectRunner {
   readonly executor: Executor;
+  /** Where direct jobs may go: public addresses, unless private targets are allowed. */
+  readonly policy: PublicOnlyPolicy;
 
   constructor(
     private readonly db: Db,
@@ -59,8 +61,9 @@ export class ControlPlaneDirectRunner implements DirectRunner {
     /** Streams of uploaded request bodies, by job id. */
     private readonly uploadedBody: (jobId: string) => AsyncIterable<Buffer> | undefined,
   ) {
+    this.policy = new PublicOnlyPolicy(allowPrivateTargets);
     this.executor = new Executor({
-      policy: new PublicOnlyPolicy(allowPrivateTargets),
+      policy: this.policy,
       state: new StoredAuthState(db, keys),
       logger,
       getAccount: (id) => {
