@@ -52,6 +52,9 @@ program
       logger,
       allowPrivateTargets: process.env.OUTPOST_ALLOW_PRIVATE_TARGETS === '1',
       heartbeatMs: envInt('OUTPOST_HEARTBEAT_MS'),
+      bodyRetentionHours: envInt('OUTPOST_BODY_RETENTION_HOURS'),
+      enrollmentTtlMs: envInt('OUTPOST_ENROLLMENT_TTL_MS'),
+      maxQueuedPerTerminal: envInt('OUTPOST_MAX_QUEUED_PER_TERMINAL'),
     });
     if (cp.bootstrapKey) process.stdout.write(`Admin API key: ${cp.bootstrapKey}\n`);
     const url = await cp.listen();

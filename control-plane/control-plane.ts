@@ -21,6 +21,7 @@ import { enrollRoutes } from './api/routes-enroll.js';
 import { jobRoutes } from './api/routes-jobs.js';
 import { terminalRoutes } from './api/routes-terminals.js';
 import { AgentGateway } from './gateway/agent-gateway.js';
+import { startBodyRetention } from './jobs/body-retention.js';
 import { BodySpool } from './jobs/body-spool.js';
 import { ControlPlaneDirectRunner } from './jobs/direct-runner.js';
 import { JobService } from './jobs/job-service.js';
@@ -39,6 +40,8 @@ export interface ControlPlaneOptions {
   enrollmentTtlMs?: number;
   defaultConcurrency?: number;
   maxQueuedPerTerminal?: number;
+  /** How long the bodies of ended jobs are kept (default 24 hours). */
+  bodyRetentionHours?: number;
 }
 
 /** A running control plane. */
@@ -48,6 +51,7 @@ export class ControlPlane {
   readonly gateway: AgentGateway;
   readonly jobs: JobService;
   private readonly direct: ControlPlaneDirectRunner;
+  private stopRetention: (() => void) | undefined;
   /** The admin key created on the first start (only then). */
   readonly bootstrapKey: string | undefined;
 
@@ -131,6 +135,13 @@ export class ControlPlane {
   /** Starts listening; resolves with the base URL. */
   async listen(): Promise<string> {
     this.jobs.start(this.gateway, this.direct);
+    this.stopRetention = startBodyRetention(
+      this.db,
+      this.jobs.spool,
+      path.join(this.options.dataDir, 'bodies'),
+      (this.options.bodyRetentionHours ?? 24) * 3600_000,
+      this.options.logger,
+    );
     this.app.server.on('upgrade', (req, socket, head) =>
       this.gateway.handleUpgrade(req, socket, head),
     );
@@ -143,9 +154,14 @@ export class ControlPlane {
 
   /** Stops accepting work, closes agent connections and the store. */
   async close(): Promise<void> {
-    this.gateway.closeAll('control plane shutting down');
+    this.stopRetention?.();
+    // API callers still waiting (`?wait=true`, a growing body) are cut after a deadline rather
+    // than holding the stop forever; their jobs are kept and finish after the restart.
+    const force = setTimeout(() => this.app.server.closeAllConnections(), 5000);
+    await this.gateway.stop(5000);
     this.jobs.stop();
     await this.app.close();
+    clearTimeout(force);
     await this.direct.executor.close();
     this.db.close();
   }
