@@ -9,6 +9,7 @@ import os from 'node:os';
 import WebSocket from 'ws';
 
 import type { Logger } from '../shared/logger.js';
+import { decodeBodyFrame } from '../shared/protocol/binary-frames.js';
 import { parseFrame } from '../shared/protocol/codec.js';
 import {
   CHANNEL_LIMITS,
@@ -49,6 +50,8 @@ export class AgentConnection {
   private lastReceivedAt = Date.now();
   private readonly log: Logger;
   private readonly readyWaiters: Array<() => void> = [];
+  /** Sockets closed for a protocol error: whatever else they deliver is ignored. */
+  private readonly refused = new WeakSet<WebSocket>();
 
   constructor(private readonly options: ConnectionOptions) {
     this.log = options.logger.child({ component: 'connection' });
@@ -121,15 +124,23 @@ export class AgentConnection {
       this.fail(`could not sign a connection token: ${(err as Error).message}`);
       return;
     }
+    // Limits are explicit: a message (however many fragments it arrives in) is refused past
+    // maxPayload with close code 1009; no compression (no decompression bombs); no redirects, so
+    // the token is only ever sent to the configured control plane.
     const ws = new WebSocket(this.wsUrl(), {
       headers: { authorization: `Bearer ${token}` },
       maxPayload: CHANNEL_LIMITS.maxPayloadBytes,
       perMessageDeflate: false,
+      followRedirects: false,
+      skipUTF8Validation: false,
       handshakeTimeout: 15_000,
       agent: this.options.httpAgent,
       ca: this.options.ca,
     });
     this.ws = ws;
+    // 'error' says why a connection failed; the 'close' that follows only says 1006. Keep the
+    // first reason as the recorded last error.
+    let failureReported = false;
     ws.on('unexpected-response', (_req, res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -143,6 +154,7 @@ export class AgentConnection {
         } catch {
           // Not JSON: keep the status line.
         }
+        failureReported = true;
         this.fail(`the control plane refused the connection (${message})`, res.statusCode === 403);
         ws.terminate();
       });
@@ -153,18 +165,22 @@ export class AgentConnection {
     });
     ws.on('message', (data, isBinary) => {
       this.lastReceivedAt = Date.now();
-      if (isBinary) {
-        this.options.onBinary(data as Buffer);
-        return;
-      }
+      if (this.refused.has(ws)) return;
       let message: ControlMessage;
       try {
+        if (isBinary) {
+          // Checked here so that a malformed frame closes the connection like bad JSON does.
+          decodeBodyFrame(data as Buffer);
+          this.options.onBinary(data as Buffer);
+          return;
+        }
         message = parseFrame(controlMessageSchema, (data as Buffer).toString('utf8'));
       } catch (err) {
-        this.log.warn('closing: the control plane sent a malformed message', {
-          reason: (err as Error).message,
-        });
-        ws.close(CLOSE_CODES.protocolError, (err as Error).message.slice(0, 120));
+        const reason = (err as Error).message;
+        this.log.warn('closing: the control plane sent a malformed message', { reason });
+        this.refused.add(ws);
+        ws.close(CLOSE_CODES.protocolError, Buffer.from(reason).subarray(0, 123).toString());
+        setTimeout(() => ws.terminate(), 2000).unref();
         return;
       }
       if (message.type === 'welcome') this.welcome(message);
@@ -188,15 +204,17 @@ export class AgentConnection {
           error: `connection lost (${code}${reason ? `: ${reason}` : ''})`,
         });
         this.schedule();
-      } else
+      } else if (!failureReported)
         this.fail(
           `connection closed before the session began (${code}${reason ? `: ${reason}` : ''})`,
         );
     });
     ws.on('error', (err) => {
       this.log.debug('socket error', { err: err.message });
-      if (!this.ready && ws.readyState !== WebSocket.OPEN)
+      if (!this.ready && ws.readyState !== WebSocket.OPEN) {
+        failureReported = true;
         this.fail(`cannot reach the control plane: ${err.message}`);
+      }
     });
   }
 
@@ -221,18 +239,12 @@ export class AgentConnection {
     for (const w of this.readyWaiters.splice(0)) w();
   }
 
-  private failedOnce = false;
-
-  /** Records why connecting failed and schedules the next attempt (slowly when refused). */
+  /**
+   * Records why connecting failed and schedules the next attempt (slowly when refused). The same
+   * failure may arrive as both 'error' and 'close'; `schedule` keeps a single timer.
+   */
   private fail(error: string, refused = false): void {
     if (this.stopped) return;
-    if (
-      this.failedOnce &&
-      this.ws?.readyState !== WebSocket.CLOSED &&
-      this.ws?.readyState !== WebSocket.CLOSING
-    ) {
-      // The same failure is reported by both 'error' and 'close'; schedule once.
-    }
     this.log.warn('not connected', { error });
     this.options.onState({ connected: false, since: null, error });
     this.schedule(refused);

@@ -4,6 +4,7 @@
  * under the control plane's credit, so a result survives a reconnect and is sent again until the
  * control plane acknowledges it.
  */
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 
 import type { AuthStateStore } from '../shared/auth/types.js';
@@ -41,9 +42,15 @@ interface ActiveJob {
   outcome: JobOutcome | null;
   /** Offset the next frame is sent from; reset by `job.resume`. */
   sendOffset: number;
-  /** Bumped on every resume so that an older upload loop stops. */
+  /** Bumped on every resume and connection change so that an older upload loop stops. */
   epoch: number;
-  uploading: boolean;
+  /** The epoch of the upload loop that runs now, or null when none does. */
+  loop: number | null;
+  /**
+   * True from a connection change until the control plane says where to resend from: an upload
+   * from the old offset would leave a gap where frames in flight were lost.
+   */
+  awaitingResume: boolean;
   requestBody: RequestBodyQueue | null;
 }
 
@@ -124,7 +131,10 @@ export class JobRunner {
    */
   recover(): void {
     for (const entry of this.options.store.unackedJobs()) {
-      if (entry.state === 'running') {
+      const lost = entry.state === 'running';
+      if (lost) {
+        // What was spooled of a lost job's body is not an answer: only its failure is reported.
+        rmSync(path.join(this.spoolRoot, entry.jobId), { recursive: true, force: true });
         this.options.store.journalFinish(entry.jobId, {
           state: 'failed',
           error: {
@@ -142,7 +152,7 @@ export class JobRunner {
         controller: new AbortController(),
         spool,
         head:
-          finished.status !== null
+          !lost && finished.status !== null
             ? { status: finished.status, headers: finished.headers ?? {} }
             : null,
         outcome: {
@@ -152,7 +162,8 @@ export class JobRunner {
         },
         sendOffset: spool.lowestOffset,
         epoch: 0,
-        uploading: false,
+        loop: null,
+        awaitingResume: true,
         requestBody: null,
       });
     }
@@ -216,7 +227,19 @@ export class JobRunner {
   }
 
   private start(message: StartMessage): void {
-    if (this.jobs.has(message.jobId) || this.waiting.some((w) => w.jobId === message.jobId)) return;
+    const held = this.jobs.get(message.jobId);
+    if (held) {
+      // Sent again: the control plane requeued it because the hello that would have listed it
+      // was built before it reached the journal. It runs once; its result is sent again from what
+      // the control plane confirmed (it skips bytes it already holds).
+      this.options.logger.info('job delivered again; resending its result instead', {
+        jobId: message.jobId,
+      });
+      if (!held.outcome) this.options.channel.send({ type: 'job.running', jobId: held.jobId });
+      this.resume(held.jobId, held.spool.confirmed);
+      return;
+    }
+    if (this.waiting.some((w) => w.jobId === message.jobId)) return;
     if (this.options.store.journalEntry(message.jobId)) {
       // Delivered again (a reconnect): it ran, or runs, once. Its result is resent on resume.
       this.options.logger.info('job delivered again; not running it twice', {
@@ -246,7 +269,8 @@ export class JobRunner {
       outcome: null,
       sendOffset: 0,
       epoch: 0,
-      uploading: false,
+      loop: null,
+      awaitingResume: false,
       requestBody: message.bodyUpload ? new RequestBodyQueue() : null,
     };
     this.jobs.set(message.jobId, job);
@@ -300,22 +324,34 @@ export class JobRunner {
     this.upload(job);
   }
 
-  /** Starts (or keeps) the upload loop of a job. */
+  /**
+   * Starts (or wakes) the upload loop of a job. At most one loop per epoch runs: two loops
+   * sharing `sendOffset` would skip bytes and leave a gap in the control plane's copy.
+   */
   private upload(job: ActiveJob): void {
-    if (job.uploading) {
+    if (job.awaitingResume) return;
+    if (job.loop === job.epoch) {
       job.spool.poke();
       return;
     }
-    job.uploading = true;
-    void this.uploadLoop(job).finally(() => {
-      job.uploading = false;
-    });
+    const epoch = job.epoch;
+    job.loop = epoch;
+    this.uploadLoop(job, epoch)
+      .catch((err: unknown) => {
+        // The next resume (after a reconnect) starts over from what the control plane holds.
+        this.options.logger.warn('upload of a job result stopped', {
+          jobId: job.jobId,
+          err: (err as Error).message,
+        });
+      })
+      .finally(() => {
+        if (job.loop === epoch) job.loop = null;
+      });
   }
 
   /** Sends body frames within the credit window, then the end. Stops when disconnected. */
-  private async uploadLoop(job: ActiveJob): Promise<void> {
+  private async uploadLoop(job: ActiveJob, epoch: number): Promise<void> {
     const channel = this.options.channel;
-    const epoch = job.epoch;
     while (channel.connected && job.epoch === epoch) {
       const spool = job.spool;
       const window = spool.confirmed + CHANNEL_LIMITS.creditWindowBytes;
@@ -355,10 +391,10 @@ export class JobRunner {
     const job = this.jobs.get(jobId);
     if (!job) return;
     job.epoch++;
+    job.awaitingResume = false;
     job.sendOffset = offset;
     job.spool.confirm(offset);
     if (job.head) this.options.channel.send({ type: 'job.head', jobId, ...job.head });
-    job.uploading = false;
     this.upload(job);
   }
 
@@ -381,6 +417,7 @@ export class JobRunner {
   connectionChanged(): void {
     for (const job of this.jobs.values()) {
       job.epoch++;
+      job.awaitingResume = true;
       job.spool.poke();
     }
   }
@@ -399,9 +436,10 @@ export class JobRunner {
     }
     const settle = Date.now() + 2000;
     while (this.running > 0 && Date.now() < settle) await new Promise((r) => setTimeout(r, 50));
-    // Let finished results reach the control plane before the socket closes.
+    // Let finished results reach the control plane, and be acknowledged, before the socket
+    // closes: an unacknowledged result is only sent again when the agent next starts.
     const flush = Date.now() + 3000;
-    while ([...this.jobs.values()].some((j) => j.uploading) && Date.now() < flush) {
+    while (this.jobs.size > 0 && this.options.channel.connected && Date.now() < flush) {
       await new Promise((r) => setTimeout(r, 50));
     }
   }

@@ -16,26 +16,19 @@ export function proxyFor(
   flag: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
 ): URL | undefined {
-  const raw =
-    flag ??
-    (target.protocol === 'https:' || target.protocol === 'wss:'
-      ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy)
-      : (env.HTTP_PROXY ?? env.http_proxy));
+  // The agent reaches the control plane through a CONNECT tunnel whatever its URL's scheme, so
+  // HTTPS_PROXY (the variable for tunnelled traffic) applies to http:// URLs too; HTTP_PROXY is
+  // the fallback.
+  const raw = flag ?? env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy;
   if (!raw) return undefined;
   const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter(Boolean);
-  const host = target.hostname.toLowerCase();
-  if (
-    flag === undefined &&
-    noProxy.some(
-      (n) =>
-        n === '*' ||
-        host === n.replace(/^\./, '') ||
-        host.endsWith(n.startsWith('.') ? n : `.${n}`),
-    )
-  ) {
+  const host = target.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  const port =
+    target.port || (target.protocol === 'https:' || target.protocol === 'wss:' ? '443' : '80');
+  if (flag === undefined && noProxy.some((entry) => noProxyMatches(entry, host, port))) {
     return undefined;
   }
   let proxy: URL;
@@ -57,6 +50,17 @@ export function proxyFor(
   }
   if (proxy.password) registerSecret(decodeURIComponent(proxy.password));
   return proxy;
+}
+
+/** True when a NO_PROXY entry (`*`, `host`, `.domain`, `host:port`) covers the host and port. */
+function noProxyMatches(entry: string, host: string, port: string): boolean {
+  if (entry === '*') return true;
+  const m = /^(.*?)(?::(\d+))?$/.exec(entry.replace(/^\[|\](?=:|$)/g, ''))!;
+  const name = m[1]!.replace(/^\*?\./, '.');
+  if (m[2] !== undefined && m[2] !== port) return false;
+  return (
+    host === name.replace(/^\./, '') || host.endsWith(name.startsWith('.') ? name : `.${name}`)
+  );
 }
 
 /** An http.Agent whose connections are tunnels through a proxy (TLS on top when secure). */
@@ -94,11 +98,22 @@ export class ConnectProxyAgent extends http.Agent {
       headers,
       agent: false,
     });
+    // A proxy that accepts the TCP connection and then says nothing must not hang the agent.
+    req.setTimeout(15_000, () =>
+      req.destroy(new Error(`the proxy ${this.proxy.host} did not answer CONNECT within 15 s`)),
+    );
     req.once('connect', (res, socket) => {
+      req.setTimeout(0);
       if (res.statusCode !== 200) {
         socket.destroy();
+        const hint =
+          res.statusCode === 407
+            ? ' (proxy authentication required: put the credentials in the proxy URL)'
+            : '';
         callback(
-          new Error(`the proxy refused CONNECT to ${host}:${port} with HTTP ${res.statusCode}`),
+          new Error(
+            `the proxy refused CONNECT to ${host}:${port} with HTTP ${res.statusCode}${hint}`,
+          ),
         );
         return;
       }

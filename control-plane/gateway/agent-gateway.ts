@@ -28,22 +28,32 @@ export const AGENT_CHANNEL_PATH = '/v1/agent/connect';
 export class AgentGateway implements TerminalLink {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, AgentSession>();
+  /** Every open session, ready or not (the graceful stop closes them all). */
+  private readonly all = new Set<AgentSession>();
+  private stopping = false;
 
   constructor(
     private readonly db: Db,
     private readonly deps: Omit<SessionDeps, 'onReady' | 'onClosed' | 'db'>,
     private readonly logger: Logger,
   ) {
+    // Limits are explicit: a message past maxPayload (however many fragments it came in) closes
+    // the connection with 1009; no compression, so no decompression bombs.
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: CHANNEL_LIMITS.maxPayloadBytes,
       perMessageDeflate: false,
       clientTracking: false,
+      skipUTF8Validation: false,
     });
   }
 
   /** Handles an HTTP upgrade; answers 404 for any other path. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.stopping) {
+      refuse(socket, 503, 'UNAVAILABLE', 'the control plane is stopping; connect again shortly');
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://upgrade.invalid');
     if (url.pathname !== AGENT_CHANNEL_PATH) {
       refuse(
@@ -67,6 +77,15 @@ export class AgentGateway implements TerminalLink {
     }
     verifyTerminalToken(this.db, token).then(
       (terminal) => {
+        if (this.stopping) {
+          refuse(
+            socket,
+            503,
+            'UNAVAILABLE',
+            'the control plane is stopping; connect again shortly',
+          );
+          return;
+        }
         this.wss.handleUpgrade(req, socket, head, (ws) => {
           const previous = this.sessions.get(terminal.id);
           const session = new AgentSession(terminal, ws, {
@@ -79,10 +98,11 @@ export class AgentGateway implements TerminalLink {
               this.deps.jobs.pump(terminal.id);
             },
             onClosed: (s) => {
+              this.all.delete(s);
               if (this.sessions.get(terminal.id) === s) this.sessions.delete(terminal.id);
             },
           });
-          void session;
+          this.all.add(session);
         });
       },
       (err: unknown) => {
@@ -136,14 +156,42 @@ export class AgentGateway implements TerminalLink {
 
   /** Closes every session (shutdown). */
   closeAll(reason: string): void {
-    for (const s of this.sessions.values()) s.close(CLOSE_CODES.goingAway, reason);
+    for (const s of this.all) s.close(CLOSE_CODES.goingAway, reason);
     this.sessions.clear();
+  }
+
+  /**
+   * Graceful stop: refuses new connections, closes every session with 1001 (agents reconnect
+   * with backoff and resend what was not acknowledged), and waits up to `deadlineMs` for the
+   * messages already received to be handled and the sockets to close, so that nothing is still
+   * writing to the store when it closes.
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    this.stopping = true;
+    const open = [...this.all];
+    const closed = open.map((s) => new Promise<void>((resolve) => s.onceClosed(resolve)));
+    this.closeAll('control plane shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    await Promise.race([
+      Promise.all([...closed, ...open.map((s) => s.settled())]).then(() => undefined),
+      deadline,
+    ]);
+    clearTimeout(timer);
+    for (const s of open) s.terminate();
   }
 }
 
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
-  const text = status === 404 ? 'Not Found' : status === 403 ? 'Forbidden' : 'Unauthorized';
+  const text =
+    status === 404
+      ? 'Not Found'
+      : status === 403
+        ? 'Forbidden'
+        : status === 503
+          ? 'Service Unavailable'
+          : 'Unauthorized';
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,

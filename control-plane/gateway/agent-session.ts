@@ -51,6 +51,11 @@ export class AgentSession {
   private readonly liveness: NodeJS.Timeout;
   private readonly log: Logger;
   private chain: Promise<void> = Promise.resolve();
+  /** Set once the connection is closed for bad input: nothing more it sent is handled. */
+  private refused = false;
+  private versionRefused = false;
+  /** The offset a resume was last asked from after a gap, per job (one request per offset). */
+  private readonly gapResumes = new Map<string, number>();
 
   constructor(
     readonly terminal: TerminalRecord,
@@ -117,27 +122,50 @@ export class AgentSession {
     });
   }
 
+  /** Calls back once the socket is closed (at once when it already is). */
+  onceClosed(callback: () => void): void {
+    if (this.ws.readyState === this.ws.CLOSED) callback();
+    else this.ws.once('close', () => callback());
+  }
+
+  /** Drops the socket without a closing handshake. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /** Resolves once every message received so far was handled (for a graceful stop). */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
   private protocolError(err: unknown): void {
+    if (this.refused) return;
+    this.refused = true;
     const e = err instanceof OutpostError ? err : new OutpostError('INTERNAL', String(err));
-    this.log.warn('closing agent connection on a protocol error', {
-      code: e.code,
-      reason: e.message,
-    });
+    if (e.code === 'INTERNAL') {
+      this.log.error('closing agent connection on an internal error', { err });
+    } else {
+      this.log.warn('closing agent connection on a protocol error', {
+        code: e.code,
+        reason: e.message,
+      });
+    }
     this.close(CLOSE_CODES.protocolError, `${e.code}: ${e.message}`);
   }
 
   private async receive(data: Buffer, isBinary: boolean): Promise<void> {
-    if (this.state === 'closed') return;
+    // Messages that arrived before the socket closed are still handled (results, body bytes and
+    // acks are all idempotent); those of a connection refused for bad input are not.
+    if (this.refused || this.versionRefused) return;
     if (isBinary) {
-      if (this.state !== 'ready')
+      if (this.state === 'awaiting-hello')
         throw new OutpostError('PROTOCOL_ERROR', 'binary frame before hello');
       const frame = decodeBodyFrame(data);
       if (frame.kind !== FRAME_KIND.responseBody) {
         throw new OutpostError('PROTOCOL_ERROR', 'a terminal may only send response body frames');
       }
       if (!this.ownsOpenJob(frame.jobId)) return;
-      const confirmed = await this.deps.jobs.onChunk(frame.jobId, frame.offset, frame.data);
-      this.send({ type: 'body.credit', jobId: frame.jobId, confirmedBytes: confirmed });
+      await this.chunk(frame.jobId, frame.offset, frame.data);
       return;
     }
     const message = parseFrame(agentMessageSchema, data.toString('utf8'));
@@ -147,10 +175,40 @@ export class AgentSession {
     await this.handle(message);
   }
 
-  /** True when the job belongs to this terminal and is still open; others are ignored. */
+  /**
+   * True when the job belongs to this terminal and is still open. A final job's late messages
+   * are dropped (stale after a cancel or timeout); a job of another terminal, or one that does
+   * not exist, is a protocol error: a terminal only ever hears of its own jobs.
+   */
   private ownsOpenJob(jobId: string): boolean {
     const job = getJobById(this.deps.db, jobId);
-    return job !== undefined && job.terminalId === this.terminal.id && !isFinalState(job.state);
+    if (job?.terminalId !== this.terminal.id) {
+      throw new OutpostError('PROTOCOL_ERROR', `job ${jobId} is not a job of this terminal`);
+    }
+    return !isFinalState(job.state);
+  }
+
+  /** Stores a body chunk and grants credit; a gap asks the agent to resend from what is held. */
+  private async chunk(jobId: string, offset: number, data: Buffer): Promise<void> {
+    let confirmed: number;
+    try {
+      confirmed = await this.deps.jobs.onChunk(jobId, offset, data);
+    } catch (err) {
+      if (!(err instanceof OutpostError) || err.details.gap !== true) throw err;
+      // Frames sent before a reconnect's resume can arrive late: ask once per held offset.
+      const held = err.details.held as number;
+      if (this.gapResumes.get(jobId) === held) return;
+      this.gapResumes.set(jobId, held);
+      this.log.warn('body chunk past what is held; asking the terminal to resend', {
+        jobId,
+        offset,
+        held,
+      });
+      this.send({ type: 'job.resume', jobId, offset: held });
+      return;
+    }
+    this.gapResumes.delete(jobId);
+    this.send({ type: 'body.credit', jobId, confirmedBytes: confirmed });
   }
 
   private async handle(message: AgentMessage): Promise<void> {
@@ -175,7 +233,13 @@ export class AgentSession {
         return;
       case 'job.end': {
         const job = getJobById(db, message.jobId);
-        if (job?.terminalId !== this.terminal.id) return;
+        if (job?.terminalId !== this.terminal.id) {
+          throw new OutpostError(
+            'PROTOCOL_ERROR',
+            `job ${message.jobId} is not a job of this terminal`,
+          );
+        }
+        this.gapResumes.delete(job.id);
         if (!isFinalState(job.state)) {
           const held = jobs.spool.size(job.id);
           if (message.state === 'succeeded' && held < message.bodyBytes) {
@@ -213,6 +277,8 @@ export class AgentSession {
   }
 
   private async hello(message: Extract<AgentMessage, { type: 'hello' }>): Promise<void> {
+    // A hello handled after its socket closed must not requeue jobs or register a dead session.
+    if (this.state === 'closed') return;
     if (this.state !== 'awaiting-hello')
       throw new OutpostError('PROTOCOL_ERROR', 'hello sent twice');
     const { db, jobs, accounts } = this.deps;
@@ -227,6 +293,7 @@ export class AgentSession {
         CLOSE_CODES.versionUnsupported,
         `protocol ${message.protocolVersion} unsupported: install an agent speaking ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
       );
+      this.versionRefused = true;
       this.state = 'closed';
       return;
     }

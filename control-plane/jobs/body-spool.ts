@@ -19,6 +19,8 @@ interface OpenSpool {
 /** Appends and reads job bodies under one folder. */
 export class BodySpool {
   private readonly open = new Map<string, OpenSpool>();
+  /** Writers being closed: an append waits for them, or it would count bytes still in flight. */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly events = new EventEmitter();
 
   constructor(private readonly dir: string) {
@@ -44,10 +46,12 @@ export class BodySpool {
 
   /**
    * Appends a chunk that starts at `offset`. Bytes already held are skipped; a chunk past the end
-   * (a gap) is refused with PROTOCOL_ERROR so that the sender can resume from `size()`.
-   * Resolves when the bytes are written, which is what credit is granted on.
+   * (a gap) is refused with PROTOCOL_ERROR carrying `details.gap` and `details.held`, so that the
+   * sender can be told to resume from there. Resolves when the bytes are written, which is what
+   * credit is granted on.
    */
   async append(jobId: string, offset: number, data: Buffer): Promise<number> {
+    await this.closing.get(jobId);
     let o = this.open.get(jobId);
     if (!o) {
       const size = this.size(jobId);
@@ -64,6 +68,7 @@ export class BodySpool {
         throw new OutpostError(
           'PROTOCOL_ERROR',
           `body chunk at ${offset} leaves a gap after ${spool.size}`,
+          { gap: true, held: spool.size },
         );
       }
       const skip = spool.size - offset;
@@ -91,9 +96,11 @@ export class BodySpool {
     const o = this.open.get(jobId);
     if (o) {
       this.open.delete(jobId);
-      await o.pending;
-      await new Promise<void>((resolve) => o.stream.end(resolve));
-    }
+      const done = o.pending.then(() => new Promise<void>((resolve) => o.stream.end(resolve)));
+      this.closing.set(jobId, done);
+      await done;
+      if (this.closing.get(jobId) === done) this.closing.delete(jobId);
+    } else await this.closing.get(jobId);
     this.events.emit(jobId);
   }
 
