@@ -103,8 +103,30 @@ function fingerprint(tls: TlsMaterial): string {
   return h.digest('hex');
 }
 
+/** The connection a request failed on, when the executor knows it. */
+export interface FailedConnection {
+  url: URL;
+  tls: TlsMaterial;
+}
+
+/**
+ * True when an HTTPS server closed a fresh connection after the TLS handshake without sending a
+ * byte. Node's TLS servers (and others that check the client certificate after a TLS 1.3
+ * handshake) refuse a missing or untrusted client certificate this way, with no TLS alert; a
+ * handshake cut off earlier fails with its own TLS error, and a reused keep-alive connection has
+ * read earlier answers.
+ */
+function closedAfterHandshake(err: { code?: string; socket?: unknown }, on: FailedConnection) {
+  const socket = err.socket as { bytesRead?: unknown } | undefined;
+  return on.url.protocol === 'https:' && err.code === 'UND_ERR_SOCKET' && socket?.bytesRead === 0;
+}
+
 /** Maps a low-level network error to a stable code. */
-export function classifyNetworkError(err: unknown, stage: 'connect' | 'body'): OutpostError {
+export function classifyNetworkError(
+  err: unknown,
+  stage: 'connect' | 'body',
+  on?: FailedConnection,
+): OutpostError {
   if (err instanceof OutpostError) return err;
   const e = err as { code?: string; message?: string; cause?: unknown };
   if (e.cause instanceof OutpostError) return e.cause;
@@ -131,6 +153,19 @@ export function classifyNetworkError(err: unknown, stage: 'connect' | 'body'): O
     /certificate|SSL|TLS/i.test(message)
   ) {
     return wrap('TLS_FAILED', `TLS with the target failed: ${message}`);
+  }
+  // Only for accounts with TLS material of their own: there a refused client certificate (or a
+  // server that demands one) is the likely reading of this silence. A server that took the
+  // certificate and then died before answering looks the same and is reported as TLS too.
+  const clientCert = on?.tls.cert !== undefined || on?.tls.pfx !== undefined;
+  if (stage === 'connect' && on && (clientCert || on.tls.ca) && closedAfterHandshake(e, on)) {
+    return wrap(
+      'TLS_FAILED',
+      'the target closed the connection right after the TLS handshake without answering: ' +
+        (clientCert
+          ? 'it most likely refused the client certificate'
+          : 'it may require a client certificate, and this account sends none'),
+    );
   }
   if (stage === 'body') return wrap('BODY_INCOMPLETE', `the target's body was cut off: ${message}`);
   if (

@@ -240,7 +240,7 @@ export class Executor {
       };
       return await dispatcher.request(options);
     } catch (err) {
-      throw abortReason(signal) ?? classifyNetworkError(err, 'connect');
+      throw abortReason(signal) ?? classifyNetworkError(err, 'connect', { url: out.url, tls });
     }
   }
 

@@ -213,8 +213,13 @@ describe('the mtls auth type against a server that demands a client certificate'
     const before = server.seen.length;
     const err = await failure(() => harness.run(account, { path: '/leaf-only' }));
     // Node's server checks the chain after the TLS 1.3 handshake and closes the socket without
-    // an alert, so the client sees a connection closed right after connecting.
-    expect(err.code).toBe('TARGET_UNREACHABLE');
+    // an alert: a connection closed right after the handshake, read as a refused certificate.
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'TLS_FAILED',
+      message:
+        'the target closed the connection right after the TLS handshake without answering: ' +
+        'it most likely refused the client certificate',
+    });
     expect(server.seen.length).toBe(before);
   });
 
@@ -222,7 +227,12 @@ describe('the mtls auth type against a server that demands a client certificate'
     const account = testAccount('ca-certificate', server.url, { caPem: pki.root.certPem });
     const before = server.seen.length;
     const err = await failure(() => harness.run(account, { path: '/anonymous' }));
-    expect(err.code).toBe('TARGET_UNREACHABLE');
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'TLS_FAILED',
+      message:
+        'the target closed the connection right after the TLS handshake without answering: ' +
+        'it may require a client certificate, and this account sends none',
+    });
     expect(server.seen.length).toBe(before);
   });
 });
