@@ -12,7 +12,7 @@ import { AccountRegistry } from './account-registry.js';
 import { AgentDaemon } from './agent-daemon.js';
 import { AgentStore } from './agent-store.js';
 import { defaultDataDir } from './data-dir.js';
-import { enroll, parseControlPlaneUrl } from './enroll.js';
+import { enroll, enrollmentToken, parseControlPlaneUrl } from './enroll.js';
 import { fileLogTransport } from './log-file.js';
 import { ConnectProxyAgent, proxyFor } from './proxy-agent.js';
 import { registerServiceCommands } from './service/service-command.js';
@@ -74,7 +74,10 @@ program
   .command('enroll')
   .description('enroll this machine as a terminal')
   .requiredOption('--url <url>', "the control plane's base HTTP(S) URL")
-  .requiredOption('--token <token>', 'the one-time enrollment token')
+  .option(
+    '--token <token>',
+    'the one-time enrollment token (default: OUTPOST_ENROLLMENT_TOKEN, which keeps it out of ps)',
+  )
   .addOption(dataDirOption())
   .option('--name <name>', 'a name for this terminal')
   .option('--force', 'enroll again even if this data dir is enrolled', false)
@@ -83,14 +86,15 @@ program
   .action(
     async (opts: {
       url: string;
-      token: string;
+      token?: string;
       dataDir?: string;
       name?: string;
       force: boolean;
       ca?: string;
       proxy?: string;
     }) => {
-      registerSecret(opts.token);
+      const token = enrollmentToken(opts.token);
+      registerSecret(token);
       const url = parseControlPlaneUrl(opts.url);
       const ca = readCa(opts.ca);
       const proxy = proxyFor(url, opts.proxy);
@@ -103,7 +107,7 @@ program
       try {
         const result = await enroll(store, {
           url: url.toString(),
-          token: opts.token,
+          token,
           name: opts.name,
           force: opts.force,
           dispatcher,

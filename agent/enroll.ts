@@ -50,6 +50,28 @@ export function parseControlPlaneUrl(value: string): URL {
   return url;
 }
 
+/** The environment variable that can carry the enrollment token instead of `--token`. */
+export const ENROLLMENT_TOKEN_ENV = 'OUTPOST_ENROLLMENT_TOKEN';
+
+/**
+ * The enrollment token: `--token`, else `OUTPOST_ENROLLMENT_TOKEN`. The variable exists so that
+ * installers and containers can pass the token without it showing in `ps` or a shell history.
+ */
+export function enrollmentToken(
+  flag: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  const token = flag ?? env[ENROLLMENT_TOKEN_ENV];
+  if (token === undefined || token.trim() === '') {
+    throw new OutpostError(
+      'VALIDATION_FAILED',
+      `give the enrollment token with --token or in ${ENROLLMENT_TOKEN_ENV}`,
+      { field: 'token' },
+    );
+  }
+  return token.trim();
+}
+
 /** Enrolls this data dir; returns the terminal id. */
 export async function enroll(
   store: AgentStore,

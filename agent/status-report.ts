@@ -1,12 +1,25 @@
 /**
  * `terminal-agent status`: what the local agent is doing, read from its store, whether or not
- * the agent runs. `connected` is true only while a live agent process holds a session now.
+ * the agent runs. `connected` is true only while a live agent process holds a session now: the
+ * store keeps the last state the agent wrote, and an agent killed with SIGKILL never writes
+ * "disconnected", so the recorded process must also still be alive (see ./agent-process.ts).
  */
 import { certificateExpiries } from '../shared/auth/certificate-expiry.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
+import { agentProcessAlive } from './agent-process.js';
 import type { AgentStore } from './agent-store.js';
 
-/** The `status --json` object of API.md, plus a few fields for operators. */
+/** Certificates that expire within this many days are listed. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** One certificate of a held account that expires soon (or has expired). */
+export interface ExpiringCertificate {
+  field: string;
+  subject: string;
+  notAfter: string;
+}
+
+/** The `status --json` object of API.md, plus fields for operators. */
 export interface StatusReport {
   enrolled: boolean;
   terminalId: string | null;
@@ -18,6 +31,7 @@ export interface StatusReport {
   version: string;
   running: boolean;
   pid: number | null;
+  startedAt: string | null;
   uptimeSeconds: number | null;
   dataDir: string;
   jobs: {
@@ -36,31 +50,22 @@ export interface StatusReport {
     host: string;
     secretFields: string[];
     warnings: string[];
-    certificatesExpiringSoon: Array<{ field: string; notAfter: string }>;
+    certificatesExpiringSoon: ExpiringCertificate[];
   }>;
 }
 
-function alive(pid: number | null): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Builds the status report. */
-export function statusReport(store: AgentStore): StatusReport {
+/** Builds the status report; `now` is a parameter so that reports are reproducible. */
+export function statusReport(store: AgentStore, now = Date.now()): StatusReport {
   const summary = store.identitySummary();
   const s = store.status();
   const pid = s.pid ? Number(s.pid) : null;
-  const running = s.stoppedAt === null || s.stoppedAt === undefined ? alive(pid) : false;
+  const startedAt = s.startedAt ?? null;
+  // A clean stop writes stoppedAt; after a crash only the process check can tell.
+  const running = !s.stoppedAt && agentProcessAlive(pid, startedAt);
   const connected = running && s.connected === '1';
   const all = store.jobCounts('1970-01-01T00:00:00.000Z');
-  const hour = store.jobCounts(new Date(Date.now() - 3600_000).toISOString());
+  const hour = store.jobCounts(new Date(now - 3600_000).toISOString());
   const runningJobs = running ? store.unackedJobs().filter((j) => j.state === 'running').length : 0;
-  const soon = Date.now() + 30 * 86_400_000;
   return {
     enrolled: summary !== undefined,
     terminalId: summary?.terminalId ?? null,
@@ -72,8 +77,9 @@ export function statusReport(store: AgentStore): StatusReport {
     version: PRODUCT_VERSION,
     running,
     pid: running ? pid : null,
+    startedAt: running ? startedAt : null,
     uptimeSeconds:
-      running && s.startedAt ? Math.round((Date.now() - Date.parse(s.startedAt)) / 1000) : null,
+      running && startedAt ? Math.max(0, Math.round((now - Date.parse(startedAt)) / 1000)) : null,
     dataDir: store.dataDir,
     jobs: {
       running: runningJobs,
@@ -84,66 +90,88 @@ export function statusReport(store: AgentStore): StatusReport {
     },
     lastError: s.lastError ?? null,
     lastErrorAt: s.lastErrorAt ?? null,
-    accounts: summary
-      ? store.accounts().map((a) => {
-          const d = a.descriptor;
-          let secrets = {};
-          try {
-            secrets = store.accountSecrets(d.id);
-          } catch {
-            // Unreadable secrets show as none set.
-          }
-          const expiring = certificateExpiries(d.authType, d.settings, secrets)
-            .filter((c) => Date.parse(String(c.notAfter)) < soon)
-            .map((c) => ({ field: c.field, notAfter: new Date(c.notAfter).toISOString() }));
-          return {
-            id: d.id,
-            name: d.name,
-            authType: d.authType,
-            host: d.host,
-            secretFields: Object.keys(secrets).sort(),
-            warnings: a.warnings,
-            certificatesExpiringSoon: expiring,
-          };
-        })
-      : [],
+    accounts: summary ? accountLines(store, now) : [],
   };
 }
 
-function ago(iso: string | null): string {
+function accountLines(store: AgentStore, now: number): StatusReport['accounts'] {
+  const soon = now + EXPIRY_WARNING_DAYS * 86_400_000;
+  return store.accounts().map((a) => {
+    const d = a.descriptor;
+    let secrets = {};
+    try {
+      secrets = store.accountSecrets(d.id);
+    } catch {
+      // Secrets that cannot be decrypted show as none set; the account's warnings say why.
+    }
+    const expiring = certificateExpiries(d.authType, d.settings, secrets)
+      .filter((c) => Date.parse(c.notAfter) < soon)
+      .map((c) => ({ field: c.field, subject: c.subject, notAfter: c.notAfter }));
+    return {
+      id: d.id,
+      name: d.name,
+      authType: d.authType,
+      host: d.host,
+      secretFields: Object.keys(secrets).sort(),
+      warnings: a.warnings,
+      certificatesExpiringSoon: expiring,
+    };
+  });
+}
+
+/** "3 min" for a number of seconds, in the largest unit that keeps it readable. */
+export function humanDuration(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
+}
+
+function at(iso: string | null, now: number): string {
   if (!iso) return '-';
-  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
-  return `${iso} (${s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`} ago)`;
+  return `${iso} (${humanDuration(Math.max(0, Math.round((now - Date.parse(iso)) / 1000)))} ago)`;
 }
 
 /** The status as a table for people. */
-export function formatStatus(r: StatusReport): string {
+export function formatStatus(r: StatusReport, now = Date.now()): string {
   if (!r.enrolled) {
-    return `Outpost terminal agent ${r.version}\nNot enrolled (data dir ${r.dataDir}).\nEnroll with: terminal-agent enroll --url URL --token TOKEN\n`;
+    return (
+      `Outpost terminal agent ${r.version}\n` +
+      `Not enrolled (data dir ${r.dataDir}).\n` +
+      'Enroll with: terminal-agent enroll --url URL --token TOKEN' +
+      ' (or the token in OUTPOST_ENROLLMENT_TOKEN)\n'
+    );
   }
+  const process = r.running
+    ? `running (pid ${r.pid})`
+    : 'not running (start it: systemctl start outpost-agent, or terminal-agent run)';
   const rows: Array<[string, string]> = [
     ['Version', r.version],
     ['Terminal', `${r.name ?? ''} (${r.terminalId})`],
     ['Control plane', r.controlPlaneUrl ?? '-'],
-    [
-      'Agent process',
-      r.running ? `running (pid ${r.pid}, up ${r.uptimeSeconds} s)` : 'not running',
-    ],
-    ['Connected', r.connected ? `yes, since ${ago(r.connectedSince)}` : 'no'],
-    ['Last heartbeat', ago(r.lastHeartbeatAt)],
+    ['Agent process', process],
+    ['Uptime', r.uptimeSeconds === null ? '-' : humanDuration(r.uptimeSeconds)],
+    ['Connected', r.connected ? 'yes' : 'no'],
+    ['Connected since', at(r.connectedSince, now)],
+    ['Last heartbeat', at(r.lastHeartbeatAt, now)],
     ['Jobs running', String(r.jobs.running)],
-    ['Jobs last hour', `${r.jobs.succeededLastHour} succeeded, ${r.jobs.failedLastHour} failed`],
-    ['Jobs in all', `${r.jobs.succeeded} succeeded, ${r.jobs.failed} failed`],
-    ['Last error', r.lastError ? `${r.lastError} (${r.lastErrorAt})` : '-'],
+    ['Last hour', `${r.jobs.succeededLastHour} done, ${r.jobs.failedLastHour} failed`],
+    ['Since enrollment', `${r.jobs.succeeded} done, ${r.jobs.failed} failed`],
+    ['Last error', r.lastError ? `${r.lastError} (${r.lastErrorAt ?? 'time unknown'})` : '-'],
     ['Data dir', r.dataDir],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   let out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+
+  const expiring = r.accounts.flatMap((a) =>
+    a.certificatesExpiringSoon.map((c) => `  ${a.name}: ${c.field} (${c.subject}) ${c.notAfter}`),
+  );
+  out += `\nCertificates expiring within ${EXPIRY_WARNING_DAYS} days: `;
+  out += expiring.length === 0 ? 'none\n' : `${expiring.length}\n${expiring.join('\n')}\n`;
+
   out += `\nAccounts (${r.accounts.length}):\n`;
   for (const a of r.accounts) {
     out += `  ${a.name} [${a.authType}] ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`;
-    for (const c of a.certificatesExpiringSoon)
-      out += `    ! certificate ${c.field} expires ${c.notAfter}\n`;
     for (const w of a.warnings) out += `    ! ${w}\n`;
   }
   return out;

@@ -24,7 +24,9 @@ if [ "$status" -eq 2 ]; then
       "and OUTPOST_ENROLLMENT_TOKEN for the first start" >&2
     exit 2
   fi
-  set -- enroll --url "$OUTPOST_CONTROL_PLANE_URL" --token "$OUTPOST_ENROLLMENT_TOKEN"
+  # The token stays in OUTPOST_ENROLLMENT_TOKEN, where enroll reads it: not in argv, so not in
+  # `ps` output of the container or its host.
+  set -- enroll --url "$OUTPOST_CONTROL_PLANE_URL"
   if [ -n "${OUTPOST_TERMINAL_NAME:-}" ]; then
     set -- "$@" --name "$OUTPOST_TERMINAL_NAME"
   fi

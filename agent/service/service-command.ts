@@ -67,16 +67,22 @@ export function registerServiceCommands(program: Command): void {
     .option('--binary <path>', 'the terminal-agent executable to install (default: this one)')
     .option('--service-wrapper <path>', 'Windows only: the WinSW service host to install')
     .option('--url <url>', "enroll: the control plane's base URL")
-    .option('--token <token>', 'enroll: the enrollment token')
+    .option('--token <token>', 'enroll: the enrollment token (default: OUTPOST_ENROLLMENT_TOKEN)')
     .option('--name <name>', 'enroll: the name of this terminal')
     .option('--force', 'enroll even when the data dir is already enrolled')
     .option('--no-start', 'install, but do not start the service')
     .option('--destdir <dir>', 'Linux only: stage under this folder, change nothing else')
     .action((flags: InstallFlags) => {
+      // As for `enroll`, the token may come from the environment to keep it out of `ps`.
+      if (flags.url !== undefined && flags.token === undefined) {
+        flags.token = process.env.OUTPOST_ENROLLMENT_TOKEN || undefined;
+      }
       if ((flags.url === undefined) !== (flags.token === undefined)) {
-        throw new OutpostError('VALIDATION_FAILED', '--url and --token go together', {
-          field: 'url',
-        });
+        throw new OutpostError(
+          'VALIDATION_FAILED',
+          '--url and --token (or OUTPOST_ENROLLMENT_TOKEN) go together',
+          { field: 'url' },
+        );
       }
       process.exitCode = process.platform === 'win32' ? installWindows(flags) : installLinux(flags);
     });

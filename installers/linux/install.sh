@@ -127,18 +127,22 @@ fi
 install -m 0644 "$unit_file" "$destdir$UNIT_PATH"
 dry systemctl daemon-reload
 
-# 5. Enrollment, as the service user so that every file it writes is the service's own.
+# 5. Enrollment, as the service user so that every file it writes is the service's own. The
+# token goes to the agent in OUTPOST_ENROLLMENT_TOKEN, never on its command line (`ps`).
 enrolled=0
 if [[ -n "$url" ]]; then
-  args=(enroll --url "$url" --token "$token")
+  args=(enroll --url "$url")
   [[ -n "$name" ]] && args+=(--name "$name")
   [[ $force -eq 1 ]] && args+=(--force)
+  # Exported, not given to `env` (whose argv `ps` would show); runuser and setpriv keep it.
+  export OUTPOST_ENROLLMENT_TOKEN="$token"
   if [[ -n "$destdir" ]]; then
     # Staged install: enroll with the staged executable into the staged data dir.
     OUTPOST_AGENT_DATA_DIR="$destdir$DATA_DIR" "$target" "${args[@]}"
   else
     as_service_user "${args[@]}"
   fi
+  unset OUTPOST_ENROLLMENT_TOKEN
   enrolled=1
 fi
 

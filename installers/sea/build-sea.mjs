@@ -67,11 +67,20 @@ await build({
   target: 'node20',
   format: 'cjs',
   logLevel: 'warning',
-  // ws tries these optional speed-ups in try/catch and works without them.
+  // ws tries these optional native speed-ups with a bare `require` in try/catch and works
+  // without them. Left external, that `require` still runs inside the executable, where Node
+  // answers any non-built-in name with a process warning on stderr for every command. ws skips
+  // the attempt when WS_NO_BUFFER_UTIL / WS_NO_UTF_8_VALIDATE are set (its documented switches),
+  // so both are fixed to "1" in the bundle: the `require` calls stay in dead branches. (Node 20's
+  // own buffer.isUtf8 already replaces utf-8-validate; bufferutil only speeds up masking.)
   external: ['bufferutil', 'utf-8-validate'],
   // Packages resolve from this repository even for an --entry kept elsewhere.
   nodePaths: [join(root, 'node_modules')],
-  define: { 'import.meta.url': '__outpostImportMetaUrl' },
+  define: {
+    'import.meta.url': '__outpostImportMetaUrl',
+    'process.env.WS_NO_BUFFER_UTIL': '"1"',
+    'process.env.WS_NO_UTF_8_VALIDATE': '"1"',
+  },
   banner: {
     js: "const __outpostImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
   },

@@ -57,7 +57,7 @@ describe('the container entrypoint', () => {
     expect(result.status).toBe(0);
     expect(result.calls).toEqual([
       `status|${data}|tok-abc`,
-      `enroll --url http://127.0.0.1:8080 --token tok-abc --name container-1|${data}|tok-abc`,
+      `enroll --url http://127.0.0.1:8080 --name container-1|${data}|tok-abc`,
       `run|${data}|`,
     ]);
   });

@@ -124,7 +124,7 @@ describe('install.sh and uninstall.sh', () => {
 
     expect(result.status).toBe(0);
     expect(agentCalls()).toEqual([
-      `enroll --url http://127.0.0.1:9 --token tok-123 --name branch-01|${destdir}/var/lib/outpost-agent|tok-123`,
+      `enroll --url http://127.0.0.1:9 --name branch-01|${destdir}/var/lib/outpost-agent|tok-123`,
     ]);
   });
 
@@ -218,7 +218,7 @@ describe('terminal-agent service', () => {
     expect(process.exitCode).toBe(0);
     expect(existsSync(join(destdir, 'usr/local/bin/terminal-agent'))).toBe(true);
     expect(agentCalls()).toEqual([
-      `enroll --url http://127.0.0.1:9 --token tok-456|${destdir}/var/lib/outpost-agent|tok-456`,
+      `enroll --url http://127.0.0.1:9|${destdir}/var/lib/outpost-agent|tok-456`,
     ]);
   });
 
