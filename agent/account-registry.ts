@@ -5,6 +5,7 @@
  */
 import type { AccountDescriptor, FieldMap, ResolvedAccount } from '../shared/accounts.js';
 import { authHandler, checkAccountFields } from '../shared/auth/registry.js';
+import { sealOrigins } from '../shared/crypto/seal-binding.js';
 import { openSealedSecrets } from '../shared/crypto/sealing.js';
 import { toOutpostError } from '../shared/errors.js';
 import { AllowListPolicy, type AllowedDestination } from '../shared/executor/destination-policy.js';
@@ -41,9 +42,18 @@ export class AccountRegistry {
     }
     let secrets: FieldMap = {};
     const warnings: string[] = [];
+    const held = this.store.accounts().find((a) => a.descriptor.id === descriptor.id);
+    const origin = safeOrigins(descriptor);
+    if (held && safeOrigins(held.descriptor) !== origin) {
+      // Secrets set on site and tokens obtained were given for the old destination only.
+      this.store.removeAccount(descriptor.id);
+    }
     try {
       for (const layer of descriptor.sealedSecrets) {
-        const opened = await openSealedSecrets(this.identity.encryptionPrivateJwk, layer);
+        const opened = await openSealedSecrets(this.identity.encryptionPrivateJwk, layer, {
+          accountId: descriptor.id,
+          origin,
+        });
         for (const [k, v] of Object.entries(opened)) {
           if (v === null) delete secrets[k];
           else secrets[k] = v;
@@ -145,5 +155,14 @@ export class AccountRegistry {
       }
     }
     return [...out, ...this.store.allowlist()];
+  }
+}
+
+/** The origins an account's secrets are bound to; an unusable host binds to nothing usable. */
+function safeOrigins(d: AccountDescriptor): string {
+  try {
+    return sealOrigins(d);
+  } catch {
+    return '(invalid)';
   }
 }

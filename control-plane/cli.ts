@@ -10,6 +10,8 @@ import { OutpostError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
 import { ControlPlane } from './control-plane.js';
+import { loadMasterKeys } from './secrets/master-key.js';
+import { rotateMasterKey } from './secrets/rotate-master-key.js';
 import { openDatabase } from './store/database.js';
 import { createApiKey, ensureWorkspace } from './store/workspaces.js';
 
@@ -93,6 +95,25 @@ keys
     const key = createApiKey(db, ensureWorkspace(db, opts.workspace));
     db.close();
     process.stdout.write(`${key}\n`);
+  });
+
+program
+  .command('rotate-master-key')
+  .description(
+    're-encrypt stored secrets and tokens with OUTPOST_MASTER_KEY (old values are read with ' +
+      'OUTPOST_PREVIOUS_MASTER_KEYS); run it with the control plane stopped or running',
+  )
+  .option('--data-dir <dir>', 'where the store lives', DEFAULT_DATA_DIR)
+  .action((opts: { dataDir: string }) => {
+    const db = openDatabase(opts.dataDir);
+    try {
+      const report = rotateMasterKey(db, loadMasterKeys(opts.dataDir));
+      process.stdout.write(
+        `Re-encrypted ${report.reencrypted} values; ${report.current} already used the current key.\n`,
+      );
+    } finally {
+      db.close();
+    }
   });
 
 program

@@ -13,6 +13,7 @@ import {
 } from '../../shared/accounts.js';
 import { authHandler, checkAccountFields } from '../../shared/auth/registry.js';
 import { decryptAtRest, encryptAtRest } from '../../shared/crypto/aes-gcm.js';
+import { sealOrigins } from '../../shared/crypto/seal-binding.js';
 import { assertSealedShape, sealSecrets } from '../../shared/crypto/sealing.js';
 import { OutpostError } from '../../shared/errors.js';
 import { parseAccountBase } from '../../shared/executor/target-url.js';
@@ -91,11 +92,19 @@ export class AccountService {
     const id = newAccountId();
     const settings = input.settings ?? {};
     const terminalId = input.terminalId ?? null;
-    const stored = await this.storeSecrets(workspaceId, id, input.authType, settings, terminalId, {
-      secrets: input.secrets,
-      sealed: input.sealedSecrets,
-      previous: undefined,
-    });
+    const target = { id, name: input.name, host: input.host, port: input.port ?? null };
+    const stored = await this.storeSecrets(
+      workspaceId,
+      target,
+      input.authType,
+      settings,
+      terminalId,
+      {
+        secrets: input.secrets,
+        sealed: input.sealedSecrets,
+        previous: undefined,
+      },
+    );
     return insertAccount(this.db, {
       id,
       workspaceId,
@@ -132,23 +141,36 @@ export class AccountService {
     }
     registerSecrets(input.secrets);
     const terminalId = input.terminalId === undefined ? current.terminalId : input.terminalId;
-    const moved = terminalId !== current.terminalId;
+    const host = input.host ?? current.host;
+    const port = input.port === undefined ? current.port : input.port;
+    parseAccountBase(host, port);
+    const settings = input.settings === null ? {} : mergeFields(current.settings, input.settings);
     const newSecrets =
       (input.secrets !== undefined && input.secrets !== null) || input.sealedSecrets !== undefined;
-    if (moved && !newSecrets && authHandler(current.authType).secretFields.length > 0) {
+    const needsSecrets = authHandler(current.authType).secretFields.length > 0;
+    if (terminalId !== current.terminalId && !newSecrets && needsSecrets) {
       throw new OutpostError(
         'SECRETS_REQUIRED',
         'moving an account to another terminal needs its secrets again: send secrets or sealedSecrets with terminalId',
         { field: 'secrets' },
       );
     }
-    const host = input.host ?? current.host;
-    const port = input.port === undefined ? current.port : input.port;
-    parseAccountBase(host, port);
-    const settings = input.settings === null ? {} : mergeFields(current.settings, input.settings);
+    // Sealed secrets are bound to the origins they go to; the terminal refuses them elsewhere.
+    const retargeted =
+      terminalId !== null &&
+      sealOrigins({ ...current, host, port, settings }) !== sealOrigins(current);
+    if (retargeted && !newSecrets && needsSecrets) {
+      throw new OutpostError(
+        'SECRETS_REQUIRED',
+        "pointing a terminal's account at another host, port or token URL needs its secrets " +
+          'again: send secrets or sealedSecrets with the change',
+        { field: 'secrets' },
+      );
+    }
+    const moved = terminalId !== current.terminalId || retargeted;
     const stored = await this.storeSecrets(
       workspaceId,
-      id,
+      { id, name: input.name ?? current.name, host, port },
       current.authType,
       settings,
       terminalId,
@@ -174,7 +196,7 @@ export class AccountService {
    */
   private async storeSecrets(
     workspaceId: string,
-    accountId: string,
+    target: Pick<AccountRecord, 'id' | 'name' | 'host' | 'port'>,
     authType: AccountRecord['authType'],
     settings: FieldMap,
     terminalId: string | null,
@@ -190,6 +212,19 @@ export class AccountService {
     >
   > {
     const { previous } = input;
+    const accountId = target.id;
+    const via = settings.mtlsAccountId;
+    if (typeof via === 'string' && via !== '') {
+      // Another account's client certificate: only one of this workspace, run by the same runner.
+      const other = getAccount(this.db, workspaceId, via);
+      if (!other || other.terminalId !== terminalId) {
+        throw new OutpostError(
+          'NOT_FOUND',
+          `account ${via} (settings.mtlsAccountId) not found on the same terminal`,
+          { field: 'settings.mtlsAccountId' },
+        );
+      }
+    }
     if (terminalId === null) {
       if (input.sealed !== undefined) {
         throw new OutpostError(
@@ -263,7 +298,7 @@ export class AccountService {
       const sealed = await sealSecrets(
         terminal.encryptionJwk,
         merging ? input.secrets : checked.secrets,
-        accountId,
+        { accountId, origin: sealOrigins({ ...target, authType, settings: checkedSettings }) },
       );
       if (!merging) fields = new Set();
       for (const [k, v] of Object.entries(input.secrets)) {

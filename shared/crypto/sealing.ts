@@ -29,12 +29,27 @@ export async function generateEncryptionKeyPair(): Promise<{ publicJwk: JWK; pri
   return { publicJwk, privateJwk: await exportJWK(privateKey) };
 }
 
-/** Seals secrets to a terminal's public encryption JWK. `accountId` is bound in the header. */
+/**
+ * What a sealed set of secrets is bound to, in its authenticated header. Whoever relays the JWE
+ * (the control plane) cannot change the binding without the plaintext, so a terminal can refuse
+ * secrets that were moved to another account or pointed at another host.
+ */
+export interface SealBinding {
+  accountId?: string;
+  /** Every origin the account's secrets are sent to (see `sealOrigins` in seal-binding.ts). */
+  origin?: string;
+}
+
+const ACCOUNT_HEADER = 'outpost-account';
+const ORIGIN_HEADER = 'outpost-origin';
+
+/** Seals secrets to a terminal's public encryption JWK, bound to an account and its origin. */
 export async function sealSecrets(
   publicJwk: JWK,
   secrets: FieldMap,
-  accountId?: string,
+  binding: string | SealBinding = {},
 ): Promise<string> {
+  const bind = typeof binding === 'string' ? { accountId: binding } : binding;
   const key = await importJWK(publicJwk, SEAL_ALG);
   const header: { alg: string; enc: string; [k: string]: string } = {
     alg: SEAL_ALG,
@@ -42,24 +57,34 @@ export async function sealSecrets(
     cty: 'outpost-secrets+json',
   };
   if (publicJwk.kid) header.kid = publicJwk.kid;
-  if (accountId) header['outpost-account'] = accountId;
+  if (bind.accountId) header[ACCOUNT_HEADER] = bind.accountId;
+  if (bind.origin) header[ORIGIN_HEADER] = bind.origin;
   return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(secrets)))
     .setProtectedHeader(header)
     .encrypt(key);
 }
 
-/** Opens sealed secrets with the terminal's private JWK. */
-export async function openSealedSecrets(privateJwk: JWK, jwe: string): Promise<FieldMap> {
+/**
+ * Opens sealed secrets with the terminal's private JWK. With `expected`, a JWE bound to another
+ * account or origin is refused; an unbound one (sealed by an operator without `--host`) is not.
+ */
+export async function openSealedSecrets(
+  privateJwk: JWK,
+  jwe: string,
+  expected?: SealBinding,
+): Promise<FieldMap> {
+  let value: unknown;
+  let header: Record<string, unknown>;
   try {
     const key = await importJWK(privateJwk, SEAL_ALG);
-    const { plaintext } = await compactDecrypt(jwe, key, {
+    const opened = await compactDecrypt(jwe, key, {
       keyManagementAlgorithms: [SEAL_ALG],
       contentEncryptionAlgorithms: [SEAL_ENC],
     });
-    const value: unknown = JSON.parse(new TextDecoder().decode(plaintext));
+    header = opened.protectedHeader;
+    value = JSON.parse(new TextDecoder().decode(opened.plaintext));
     if (!value || typeof value !== 'object' || Array.isArray(value))
       throw new Error('not an object');
-    return value as FieldMap;
   } catch (err) {
     throw new OutpostError(
       'INVALID_SECRET',
@@ -68,6 +93,17 @@ export async function openSealedSecrets(privateJwk: JWK, jwe: string): Promise<F
       err,
     );
   }
+  const mismatch = (name: string, want: string | undefined) =>
+    want !== undefined && header[name] !== undefined && header[name] !== want;
+  if (mismatch(ACCOUNT_HEADER, expected?.accountId) || mismatch(ORIGIN_HEADER, expected?.origin)) {
+    throw new OutpostError(
+      'INVALID_SECRET',
+      'sealedSecrets were sealed for another account or another host: send the secrets again ' +
+        'for this one',
+      { field: 'sealedSecrets' },
+    );
+  }
+  return value as FieldMap;
 }
 
 /** Checks that a string looks like a compact JWE sealed for us (five parts, our algorithms). */
