@@ -1,6 +1,7 @@
 /** `basic`: RFC 7617 with UTF-8 credentials. */
 import { OutpostError } from '../errors.js';
 import { assertNoLineBreaks, requireString } from './common-settings.js';
+import { requiredSecret } from './required-secret.js';
 import type { AuthHandler } from './types.js';
 
 /** The `basic` auth type. */
@@ -30,7 +31,8 @@ export const basicAuth: AuthHandler = {
     return { settings, secrets, warnings: [] };
   },
   async apply(req, ctx) {
-    const { username, password } = ctx.account.secrets as { username: string; password: string };
+    const username = requiredSecret(ctx.account, 'username');
+    const password = requiredSecret(ctx.account, 'password');
     const encoded = Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
     req.headers.authorization = `Basic ${encoded}`;
   },

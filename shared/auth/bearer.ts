@@ -1,5 +1,6 @@
 /** `bearer`: a static token in the Authorization header. */
 import { assertNoLineBreaks, requireString } from './common-settings.js';
+import { requiredSecret } from './required-secret.js';
 import type { AuthHandler } from './types.js';
 
 /** The `bearer` auth type. */
@@ -11,6 +12,6 @@ export const bearerAuth: AuthHandler = {
     return { settings, secrets, warnings: [] };
   },
   async apply(req, ctx) {
-    req.headers.authorization = `Bearer ${String(ctx.account.secrets.token)}`;
+    req.headers.authorization = `Bearer ${requiredSecret(ctx.account, 'token')}`;
   },
 };

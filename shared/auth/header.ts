@@ -43,7 +43,18 @@ export const headerAuth: AuthHandler = {
     return { settings, secrets, warnings: [] };
   },
   async apply(req, ctx) {
-    const headers = ctx.account.secrets.headers as Record<string, string>;
-    for (const [name, value] of Object.entries(headers)) req.headers[name.toLowerCase()] = value;
+    const headers = ctx.account.secrets.headers;
+    if (!headers || typeof headers !== 'object') {
+      throw new OutpostError(
+        'INVALID_SECRET',
+        `secrets.headers of account ${ctx.account.id} is not set`,
+        {
+          field: 'secrets.headers',
+        },
+      );
+    }
+    for (const [name, value] of Object.entries(headers as Record<string, string>)) {
+      req.headers[name.toLowerCase()] = value;
+    }
   },
 };

@@ -127,6 +127,7 @@ export function buildTargetUrl(
   const q = rawPath.indexOf('?');
   const pathPart = (q === -1 ? rawPath : rawPath.slice(0, q)).replace(/^[/\\]+/, '');
   const pathQuery = q === -1 ? '' : rawPath.slice(q + 1);
+  assertNoClimb(pathPart);
   const origin = baseOrigin(base);
   const url = new URL(`${origin}${base.basePath}${pathPart}`);
   // The WHATWG parser resolves "..", "%2e%2e" and "\" segments; whatever remains must still sit
@@ -146,4 +147,24 @@ export function buildTargetUrl(
   const search = [pathQuery, extra].filter((s) => s !== '').join('&');
   url.search = search === '' ? '' : `?${search}`;
   return url;
+}
+
+/**
+ * Refuses `..` segments that climb above the base path, as `%2e%2e` or with backslashes too.
+ * The URL parser would silently stop at the root instead; a request that asks to climb is a
+ * mistake or an attack, and either way it gets a clear error.
+ */
+function assertNoClimb(relativePath: string): void {
+  let depth = 0;
+  for (const raw of relativePath.split(/[/\\]/)) {
+    const segment = raw.replace(/%2e/gi, '.');
+    if (segment === '.') continue;
+    if (segment === '..') depth--;
+    else depth++;
+    if (depth < 0) {
+      throw new OutpostError('INVALID_TARGET', 'path climbs above the base path with ".."', {
+        field: 'request.path',
+      });
+    }
+  }
 }

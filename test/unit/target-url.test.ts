@@ -51,3 +51,19 @@ describe('target URL', () => {
     expect(url('http://h', null, 'http://other/x')).toBe('http://h/http://other/x');
   });
 });
+
+describe('dot segments', () => {
+  it('refuses ".." that climbs above a root base path, and allows ".." that stays below it', () => {
+    expect(() => url('http://h', null, '/x/../../y')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h', null, '/..')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(() => url('http://h/api', null, '/a/%2E%2e/%2e%2E/b')).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET' }),
+    );
+    expect(url('http://h/api', null, '/a/../b')).toBe('http://h/api/b');
+    expect(url('http://h/api', null, '/a/./b')).toBe('http://h/api/a/b');
+  });
+});
