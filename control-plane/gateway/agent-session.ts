@@ -36,6 +36,8 @@ export interface SessionDeps {
   onClosed(session: AgentSession): void;
 }
 
+const TOO_BIG_REASON = `PROTOCOL_ERROR: a message is over the ${CHANNEL_LIMITS.maxPayloadBytes}-byte limit`;
+
 type Pending = { resolve: (value: AgentMessage) => void; timer: NodeJS.Timeout };
 
 /** The state of a session: waiting for hello, ready, or closed. */
@@ -63,6 +65,11 @@ export class AgentSession {
     private readonly deps: SessionDeps,
   ) {
     this.log = deps.logger.child({ terminalId: terminal.id });
+    // ws closes a connection whose message passes maxPayload with 1009 and no reason (its
+    // receiver calls close(code) alone); give the reason, so the agent's log says what happened.
+    const closeSocket = ws.close.bind(ws);
+    ws.close = (code?: number, reason?: string | Buffer) =>
+      closeSocket(code, reason ?? (code === 1009 ? TOO_BIG_REASON : undefined));
     ws.on('message', (data, isBinary) => {
       this.lastMessageAt = Date.now();
       // Messages are handled one at a time, in order: a body chunk is written before the end.

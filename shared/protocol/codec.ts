@@ -15,6 +15,10 @@ export function parseFrame<T extends z.ZodType>(schema: T, text: string): z.infe
   if (!parsed.success) {
     const type = (value as { type?: unknown } | null)?.type;
     const issue = parsed.error.issues[0];
+    if (typeof type === 'string' && issue?.path.length === 1 && issue.path[0] === 'type') {
+      // The schema's own text lists every type and would not fit in a close reason.
+      throw new OutpostError('PROTOCOL_ERROR', `unknown message type "${type.slice(0, 40)}"`);
+    }
     throw new OutpostError(
       'PROTOCOL_ERROR',
       `message ${typeof type === 'string' ? `"${type.slice(0, 40)}"` : 'without a type'} is malformed: ` +

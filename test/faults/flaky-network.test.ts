@@ -85,4 +85,11 @@ describe('a terminal behind a network that cuts every connection every 1-2 secon
     expect(target.hits).toHaveLength(JOBS);
     for (let n = 0; n < JOBS; n++) expect(await bodyOf(cp.api, ids[n]!)).toBe(answerOf(n));
   });
+
+  it('never closed the connection for a protocol error along the way', () => {
+    const closes = (cp.stderr() + cp.stdout())
+      .split('\n')
+      .filter((line) => line.includes('closing agent connection'));
+    expect(closes).toEqual([]);
+  });
 });
