@@ -24,6 +24,12 @@ export class ResponseSpool {
   private lowestSegment = 0;
   private readonly events = new EventEmitter();
   private writeChain: Promise<void> = Promise.resolve();
+  /**
+   * The partly filled segment being appended to, kept open so that a chunk costs one write
+   * rather than an open, a write and a close. Closed once full, so that `confirm` never removes
+   * an open file (which Windows refuses).
+   */
+  private appending: { index: number; handle: fsp.FileHandle } | undefined;
 
   private constructor(private readonly dir: string) {
     this.events.setMaxListeners(0);
@@ -73,9 +79,17 @@ export class ResponseSpool {
         const index = Math.floor(this.produced / SEGMENT_BYTES);
         const room = (index + 1) * SEGMENT_BYTES - this.produced;
         const part = rest.subarray(0, room);
-        await fsp.appendFile(this.segmentPath(index), part, { mode: 0o600 });
+        if (this.appending?.index !== index) {
+          await this.closeAppending();
+          const handle = await fsp.open(this.segmentPath(index), 'a', 0o600);
+          this.appending = { index, handle };
+        }
+        for (let at = 0; at < part.length;) {
+          at += (await this.appending.handle.write(part, at, part.length - at)).bytesWritten;
+        }
         this.produced += part.length;
         rest = rest.subarray(part.length);
+        if (this.produced % SEGMENT_BYTES === 0) await this.closeAppending();
       }
       this.events.emit('change');
     });
@@ -83,8 +97,15 @@ export class ResponseSpool {
     await run;
   }
 
+  private async closeAppending(): Promise<void> {
+    const open = this.appending;
+    this.appending = undefined;
+    await open?.handle.close();
+  }
+
   /** Marks the body complete. */
   finish(): void {
+    this.writeChain = this.writeChain.then(() => this.closeAppending()).catch(() => undefined);
     this.complete = true;
     this.events.emit('change');
   }
@@ -137,6 +158,7 @@ export class ResponseSpool {
   /** Deletes the spool. */
   async remove(): Promise<void> {
     await this.writeChain;
+    await this.closeAppending();
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -377,8 +377,8 @@ export class JobService {
 
   /** The head of the target's answer arrived. */
   onHead(jobId: string, status: number, headers: ResponseHeaders): void {
-    const job = getJobById(this.db, jobId);
-    if (job?.state === 'dispatched') transitionJob(this.db, jobId, ['dispatched'], 'running');
+    // The transition's WHERE clause checks the state; no read first.
+    transitionJob(this.db, jobId, ['dispatched'], 'running');
     if (recordResponseHead(this.db, jobId, status, headers)) this.events.emit(jobId);
   }
 

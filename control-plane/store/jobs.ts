@@ -2,10 +2,34 @@
  * Jobs as stored. Every state change is written here before anything acts on it; transitions
  * out of a final state are refused by the WHERE clauses, so a stale result never overwrites.
  */
+import type Database from 'better-sqlite3';
+
 import type { ErrorBody } from '../../shared/errors.js';
 import type { ResponseHeaders } from '../../shared/executor/headers.js';
 import type { JobRequest, JobState } from '../../shared/jobs.js';
 import type { Db } from './database.js';
+
+type Statement = Database.Statement<unknown[]>;
+
+/**
+ * Statements prepared once per database: preparing costs more than running these small
+ * statements, and jobs run several of them per state change.
+ */
+const prepared = new WeakMap<Db, Map<string, Statement>>();
+
+function stmt(db: Db, sql: string): Statement {
+  let cache = prepared.get(db);
+  if (!cache) {
+    cache = new Map();
+    prepared.set(db, cache);
+  }
+  let s = cache.get(sql);
+  if (!s) {
+    s = db.prepare(sql);
+    cache.set(sql, s);
+  }
+  return s;
+}
 
 /** A job as stored. */
 export interface JobRecord {
@@ -92,7 +116,8 @@ export function insertJob(
     | 'deadlineAt'
   >,
 ): JobRecord {
-  db.prepare(
+  stmt(
+    db,
     `INSERT INTO jobs (id, workspace_id, account_id, terminal_id, state, request, request_body_upload, idempotency_key,
      created_at, deadline_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
   ).run(
@@ -111,15 +136,16 @@ export function insertJob(
 
 /** A job of a workspace, or undefined. */
 export function getJob(db: Db, workspaceId: string, id: string): JobRecord | undefined {
-  const r = db
-    .prepare('SELECT * FROM jobs WHERE id = ? AND workspace_id = ?')
-    .get(id, workspaceId) as Row | undefined;
+  const r = stmt(db, 'SELECT * FROM jobs WHERE id = ? AND workspace_id = ?').get(
+    id,
+    workspaceId,
+  ) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
 /** A job by id alone (internal: the dispatcher and the agent channel). */
 export function getJobById(db: Db, id: string): JobRecord | undefined {
-  const r = db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+  const r = stmt(db, 'SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
@@ -129,13 +155,14 @@ export function findByIdempotencyKey(
   workspaceId: string,
   key: string,
 ): JobRecord | undefined {
-  const r = db
-    .prepare('SELECT * FROM jobs WHERE workspace_id = ? AND idempotency_key = ?')
-    .get(workspaceId, key) as Row | undefined;
+  const r = stmt(db, 'SELECT * FROM jobs WHERE workspace_id = ? AND idempotency_key = ?').get(
+    workspaceId,
+    key,
+  ) as Row | undefined;
   if (!r) return undefined;
   if (Date.parse(r.created_at) < Date.now() - 24 * 3600_000) {
     // Older than the window: the key may be used again.
-    db.prepare('UPDATE jobs SET idempotency_key = NULL WHERE id = ?').run(r.id);
+    stmt(db, 'UPDATE jobs SET idempotency_key = NULL WHERE id = ?').run(r.id);
     return undefined;
   }
   return fromRow(r);
@@ -148,32 +175,30 @@ export function listJobs(
   before: string | null,
   limit: number,
 ): JobRecord[] {
-  const rows = db
-    .prepare(
-      `SELECT * FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))
+  const rows = stmt(
+    db,
+    `SELECT * FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))
        ORDER BY rowid DESC LIMIT ?`,
-    )
-    .all(workspaceId, before, before, limit) as Row[];
+  ).all(workspaceId, before, before, limit) as Row[];
   return rows.map(fromRow);
 }
 
 /** Queued jobs of a terminal, oldest first. */
 export function queuedJobsOfTerminal(db: Db, terminalId: string, limit: number): JobRecord[] {
   return (
-    db
-      .prepare(
-        "SELECT * FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?",
-      )
-      .all(terminalId, limit) as Row[]
+    stmt(
+      db,
+      "SELECT * FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?",
+    ).all(terminalId, limit) as Row[]
   ).map(fromRow);
 }
 
 /** Number of jobs of a terminal that are queued (for the bounded queue). */
 export function countQueued(db: Db, terminalId: string): number {
   return (
-    db
-      .prepare("SELECT COUNT(*) AS n FROM jobs WHERE terminal_id = ? AND state = 'queued'")
-      .get(terminalId) as {
+    stmt(db, "SELECT COUNT(*) AS n FROM jobs WHERE terminal_id = ? AND state = 'queued'").get(
+      terminalId,
+    ) as {
       n: number;
     }
   ).n;
@@ -182,18 +207,17 @@ export function countQueued(db: Db, terminalId: string): number {
 /** Jobs that are not final (for deadlines and for recovery after a restart). */
 export function openJobs(db: Db): JobRecord[] {
   return (
-    db.prepare(`SELECT * FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`).all() as Row[]
+    stmt(db, `SELECT * FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`).all() as Row[]
   ).map(fromRow);
 }
 
 /** Jobs of a terminal in flight (dispatched or running). */
 export function inFlightJobsOfTerminal(db: Db, terminalId: string): JobRecord[] {
   return (
-    db
-      .prepare(
-        "SELECT * FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid",
-      )
-      .all(terminalId) as Row[]
+    stmt(
+      db,
+      "SELECT * FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid",
+    ).all(terminalId) as Row[]
   ).map(fromRow);
 }
 
@@ -210,7 +234,7 @@ export function transitionJob(
     .map(() => '?')
     .join(',')})`;
   const args = column ? [to, now, id, ...from] : [to, id, ...from];
-  return db.prepare(sql).run(...args).changes > 0;
+  return stmt(db, sql).run(...args).changes > 0;
 }
 
 /** Stores the head of the target's answer (only while the job is not final). */
@@ -221,11 +245,10 @@ export function recordResponseHead(
   headers: ResponseHeaders,
 ): boolean {
   return (
-    db
-      .prepare(
-        `UPDATE jobs SET response_status = ?, response_headers = ? WHERE id = ? AND state NOT IN ${FINAL}`,
-      )
-      .run(status, JSON.stringify(headers), id).changes > 0
+    stmt(
+      db,
+      `UPDATE jobs SET response_status = ?, response_headers = ? WHERE id = ? AND state NOT IN ${FINAL}`,
+    ).run(status, JSON.stringify(headers), id).changes > 0
   );
 }
 
@@ -238,18 +261,17 @@ export function finishJob(
   bodyBytes: number | null,
 ): boolean {
   return (
-    db
-      .prepare(
-        `UPDATE jobs SET state = ?, error_code = ?, error_message = ?, body_bytes = COALESCE(?, body_bytes),
+    stmt(
+      db,
+      `UPDATE jobs SET state = ?, error_code = ?, error_message = ?, body_bytes = COALESCE(?, body_bytes),
          finished_at = ? WHERE id = ? AND state NOT IN ${FINAL}`,
-      )
-      .run(
-        state,
-        error?.code ?? null,
-        error?.message ?? null,
-        bodyBytes,
-        new Date().toISOString(),
-        id,
-      ).changes > 0
+    ).run(
+      state,
+      error?.code ?? null,
+      error?.message ?? null,
+      bodyBytes,
+      new Date().toISOString(),
+      id,
+    ).changes > 0
   );
 }
