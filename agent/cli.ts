@@ -269,11 +269,19 @@ accounts
         );
       }
       const merged = { ...store.accountSecrets(d.id), [field]: value };
-      const checked = checkAccountFields(d.authType, d.settings, merged, true);
+      try {
+        checkAccountFields(d.authType, d.settings, merged, true);
+      } catch (err) {
+        // Another field still missing is fine (secrets may be set one at a time, and it shows as
+        // a warning); a problem with this very value is refused before anything is stored.
+        const e = err instanceof OutpostError ? err : undefined;
+        if (!e || e.details.field === undefined || e.details.field.startsWith(`secrets.${field}`))
+          throw err;
+      }
       store.setLocalSecret(d.id, field, value);
       const warnings = registry.refreshWarnings(d.id);
       process.stdout.write(
-        `Set ${field} for ${d.name} (${d.id}) on this machine.${checked.warnings.length || warnings.length ? ' Warnings:' : ''}\n`,
+        `Set ${field} for ${d.name} (${d.id}) on this machine.${warnings.length ? ' Warnings:' : ''}\n`,
       );
       for (const w of warnings) process.stdout.write(`  ! ${w}\n`);
     } finally {

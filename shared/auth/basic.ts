@@ -9,7 +9,16 @@ export const basicAuth: AuthHandler = {
   secretFields: ['username', 'password'],
   check(settings, secrets, secretsKnown) {
     if (secretsKnown) {
+      // Each field is checked fully before the next is required, so that a value set alone
+      // (on site, one field at a time) is judged on its own.
       const username = requireString(secrets, 'username', 'secrets');
+      // RFC 7617: the user-id cannot contain a colon, the password may.
+      if (username.includes(':')) {
+        throw new OutpostError('INVALID_SECRET', 'secrets.username may not contain ":"', {
+          field: 'secrets.username',
+        });
+      }
+      assertNoLineBreaks(username, 'secrets.username', 'secrets');
       if (typeof secrets.password !== 'string') {
         throw new OutpostError(
           'INVALID_SECRET',
@@ -19,13 +28,6 @@ export const basicAuth: AuthHandler = {
           },
         );
       }
-      // RFC 7617: the user-id cannot contain a colon, the password may.
-      if (username.includes(':')) {
-        throw new OutpostError('INVALID_SECRET', 'secrets.username may not contain ":"', {
-          field: 'secrets.username',
-        });
-      }
-      assertNoLineBreaks(username, 'secrets.username', 'secrets');
       assertNoLineBreaks(secrets.password, 'secrets.password', 'secrets');
     }
     return { settings, secrets, warnings: [] };
