@@ -10,6 +10,8 @@ import path from 'node:path';
 
 /** Size of one segment file. */
 const SEGMENT_BYTES = 8 * 1024 * 1024;
+/** Bytes last written that are also kept in memory for the upload to read. */
+const RECENT_BYTES = 512 * 1024;
 /** How far the target's body may run ahead of what the control plane confirmed. */
 export const MAX_AHEAD_BYTES = 64 * 1024 * 1024;
 
@@ -30,6 +32,12 @@ export class ResponseSpool {
    * an open file (which Windows refuses).
    */
   private appending: { index: number; handle: fsp.FileHandle } | undefined;
+  /**
+   * The bytes written last (already on disk), so that the upload, which sends them right after,
+   * reads them from memory instead of opening the file again.
+   */
+  private recent: Array<{ offset: number; data: Buffer }> = [];
+  private recentBytes = 0;
 
   private constructor(private readonly dir: string) {
     this.events.setMaxListeners(0);
@@ -87,6 +95,7 @@ export class ResponseSpool {
         for (let at = 0; at < part.length;) {
           at += (await this.appending.handle.write(part, at, part.length - at)).bytesWritten;
         }
+        this.remember(this.produced, part);
         this.produced += part.length;
         rest = rest.subarray(part.length);
         if (this.produced % SEGMENT_BYTES === 0) await this.closeAppending();
@@ -95,6 +104,31 @@ export class ResponseSpool {
     });
     this.writeChain = run.catch(() => undefined);
     await run;
+  }
+
+  private remember(offset: number, data: Buffer): void {
+    this.recent.push({ offset, data });
+    this.recentBytes += data.length;
+    while (this.recentBytes - this.recent[0]!.data.length >= RECENT_BYTES) {
+      this.recentBytes -= this.recent.shift()!.data.length;
+    }
+  }
+
+  /** Bytes at `offset` from the recent ones, or undefined when they are no longer held. */
+  private fromRecent(offset: number, length: number): Buffer | undefined {
+    const first = this.recent[0];
+    if (!first || offset < first.offset) return undefined;
+    const until = offset + length;
+    const parts: Buffer[] = [];
+    let at = offset;
+    for (const { offset: start, data } of this.recent) {
+      const end = start + data.length;
+      if (end <= at) continue;
+      parts.push(data.subarray(at - start, Math.min(data.length, until - start)));
+      at = Math.min(end, until);
+      if (at === until) break;
+    }
+    return at === until ? Buffer.concat(parts, length) : undefined;
   }
 
   private async closeAppending(): Promise<void> {
@@ -127,6 +161,8 @@ export class ResponseSpool {
     const within = offset - index * SEGMENT_BYTES;
     const length = Math.min(max, SEGMENT_BYTES - within, this.produced - offset);
     if (length <= 0) return Buffer.alloc(0);
+    const held = this.fromRecent(offset, length);
+    if (held) return held;
     const handle = await fsp.open(this.segmentPath(index), 'r');
     try {
       const buf = Buffer.allocUnsafe(length);

@@ -38,10 +38,18 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (wait !== 'true' && wait !== '1') {
       return reply.status(202).send(renderJob(job));
     }
-    const done = await jobs.waitFinal(job.id, callerGone(req, reply));
+    jobs.copyBodyForWaiter(job.id);
+    let done;
+    let copied;
+    try {
+      done = await jobs.waitFinal(job.id, callerGone(req, reply));
+    } finally {
+      copied = jobs.takeWaitedBody(job.id);
+    }
     if (!isFinalState(done.state)) return reply.status(202).send(renderJob(done));
     const size = jobs.spool.size(done.id);
-    const bodyBytes = size > MAX_WAIT_BODY_BYTES ? undefined : await jobs.spool.readAll(done.id);
+    const bodyBytes =
+      size > MAX_WAIT_BODY_BYTES ? undefined : (copied ?? (await jobs.spool.readAll(done.id)));
     return reply.status(200).send(renderFinishedJob(done, bodyBytes));
   });
 

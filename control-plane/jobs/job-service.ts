@@ -41,6 +41,10 @@ import {
 import { getTerminalById } from '../store/terminals.js';
 import type { BodySpool } from './body-spool.js';
 import { RateLimiter, rateLimitOf } from './rate-limiter.js';
+import type { RequestUploads } from './request-uploads.js';
+
+/** Largest body a `?wait=true` caller is handed from memory; larger ones are read back. */
+const WAITED_COPY_BYTES = 64 * 1024;
 
 /** The body of `POST /v1/jobs`. */
 export const createJobSchema = z
@@ -89,6 +93,10 @@ export class JobService {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly pumpTimers = new Map<string, NodeJS.Timeout>();
   private readonly uploads = new Set<string>();
+  /** Streams request bodies of `requestBodyUpload` jobs to where they run. */
+  requestUploads: RequestUploads | undefined;
+  /** Small bodies of jobs a `?wait=true` caller waits for, copied as written (see onChunk). */
+  private readonly waitedBodies = new Map<string, { chunks: Buffer[]; bytes: number }>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -302,6 +310,7 @@ export class JobService {
         bodyUpload: job.requestBodyUpload,
       });
       this.logger.debug('job dispatched', { jobId: job.id, terminalId, sent });
+      if (sent && job.requestBodyUpload) void this.requestUploads?.sendToTerminal(terminalId, job.id);
       this.events.emit(job.id);
     }
     if (retryIn !== Infinity) this.schedulePump(terminalId, retryIn);
@@ -384,7 +393,36 @@ export class JobService {
 
   /** A chunk of body arrived; resolves with the bytes held once it is written. */
   async onChunk(jobId: string, offset: number, data: Buffer): Promise<number> {
-    return this.spool.append(jobId, offset, data);
+    const held = await this.spool.append(jobId, offset, data);
+    // A waiting caller gets a small body from this copy rather than from reading the file back.
+    // The copy is taken only once the file holds the bytes, and dropped on any gap.
+    const copy = this.waitedBodies.get(jobId);
+    if (copy) {
+      const end = offset + data.length;
+      if (offset > copy.bytes || held !== Math.max(end, copy.bytes) || end > WAITED_COPY_BYTES) {
+        this.waitedBodies.delete(jobId);
+      } else if (end > copy.bytes) {
+        copy.chunks.push(data.subarray(copy.bytes - offset));
+        copy.bytes = end;
+      }
+    }
+    return held;
+  }
+
+  /**
+   * Starts copying a job's small body in memory for a `?wait=true` caller; must be called before
+   * any of it arrives (right after `create`). `takeWaitedBody` ends the copy.
+   */
+  copyBodyForWaiter(jobId: string): void {
+    if (this.spool.size(jobId) === 0) this.waitedBodies.set(jobId, { chunks: [], bytes: 0 });
+  }
+
+  /** The copied body when it is whole (all the spool holds), else undefined; ends the copy. */
+  takeWaitedBody(jobId: string): Buffer | undefined {
+    const copy = this.waitedBodies.get(jobId);
+    this.waitedBodies.delete(jobId);
+    if (!copy || copy.bytes !== this.spool.size(jobId)) return undefined;
+    return Buffer.concat(copy.chunks, copy.bytes);
   }
 
   /** The job ended where it ran. Returns false when it was already final (stale, dropped). */
@@ -415,6 +453,7 @@ export class JobService {
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
     this.uploads.delete(jobId);
+    if (job && error) this.requestUploads?.abort(jobId, new OutpostError(error.code, error.message));
     if (job?.terminalId) {
       const running = this.runningSet(job.terminalId);
       if (running.delete(jobId)) this.pump(job.terminalId);
@@ -439,6 +478,14 @@ export class JobService {
     );
     this.abortWhereRunning(job);
     return getJobById(this.db, job.id)!;
+  }
+
+  /** Fails a job that has not ended (its upload broke) and aborts it where it runs. */
+  fail(jobId: string, error: ErrorBody): void {
+    const job = getJobById(this.db, jobId);
+    if (!job || isFinalState(job.state)) return;
+    this.finish(jobId, 'failed', error, null);
+    this.abortWhereRunning(job);
   }
 
   private abortWhereRunning(job: JobRecord): void {
