@@ -70,7 +70,11 @@ export class AgentDaemon {
             logger.error('could not handle a control plane message', { type: m.type, err });
           });
       },
-      onBinary: (data) => this.onBinary(data),
+      // Binary frames follow the control messages in order: a request body's first frame must not
+      // overtake the job.start it belongs to.
+      onBinary: (data) => {
+        this.messageChain = this.messageChain.then(() => this.onBinary(data));
+      },
       onState: (s) => {
         if (s.connected) this.runner.connectionChanged();
         store.setStatus({
@@ -157,7 +161,7 @@ export class AgentDaemon {
     try {
       const frame = decodeBodyFrame(data);
       if (frame.kind === FRAME_KIND.requestBody)
-        this.runner.requestBodyChunk(frame.jobId, frame.data);
+        this.runner.requestBodyChunk(frame.jobId, frame.offset, frame.data);
     } catch (err) {
       this.options.logger.warn('ignored a malformed binary frame', {
         reason: (err as Error).message,

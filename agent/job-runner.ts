@@ -22,6 +22,7 @@ import {
 } from '../shared/protocol/messages.js';
 import type { AccountRegistry } from './account-registry.js';
 import type { AgentStore } from './agent-store.js';
+import { RequestBodyQueue } from './request-body-queue.js';
 import { ResponseSpool } from './response-spool.js';
 
 /** How the runner talks to the control plane. */
@@ -52,38 +53,6 @@ interface ActiveJob {
    */
   awaitingResume: boolean;
   requestBody: RequestBodyQueue | null;
-}
-
-/** Request body bytes arriving from the control plane, read by the executor. */
-class RequestBodyQueue {
-  private readonly chunks: Buffer[] = [];
-  private ended = false;
-  private wake: (() => void) | undefined;
-  received = 0;
-
-  push(data: Buffer): void {
-    this.chunks.push(data);
-    this.received += data.length;
-    this.wake?.();
-  }
-
-  end(): void {
-    this.ended = true;
-    this.wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
-    for (;;) {
-      const next = this.chunks.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((r) => (this.wake = r));
-      this.wake = undefined;
-    }
-  }
 }
 
 /** Options of the job runner. */
@@ -209,8 +178,8 @@ export class JobRunner {
   }
 
   /** A request body frame from the control plane. */
-  requestBodyChunk(jobId: string, data: Buffer): void {
-    this.jobs.get(jobId)?.requestBody?.push(data);
+  requestBodyChunk(jobId: string, offset: number, data: Buffer): void {
+    this.jobs.get(jobId)?.requestBody?.push(offset, data);
   }
 
   private dropWaiting(jobId: string): void {
@@ -271,7 +240,15 @@ export class JobRunner {
       epoch: 0,
       loop: null,
       awaitingResume: false,
-      requestBody: message.bodyUpload ? new RequestBodyQueue() : null,
+      requestBody: message.bodyUpload
+        ? new RequestBodyQueue((consumed) =>
+            this.options.channel.send({
+              type: 'body.credit',
+              jobId: message.jobId,
+              confirmedBytes: consumed,
+            }),
+          )
+        : null,
     };
     this.jobs.set(message.jobId, job);
     this.options.channel.send({ type: 'job.running', jobId: message.jobId });
@@ -416,6 +393,15 @@ export class JobRunner {
   /** The connection came back: uploads wait for `job.resume`, which the hello triggers. */
   connectionChanged(): void {
     for (const job of this.jobs.values()) {
+      // A request body cannot resume across connections: the request must fail, not go out cut.
+      if (job.requestBody?.open) {
+        job.requestBody.fail(
+          new OutpostError(
+            'REQUEST_FAILED',
+            'the connection was lost while the request body arrived',
+          ),
+        );
+      }
       job.epoch++;
       job.awaitingResume = true;
       job.spool.poke();

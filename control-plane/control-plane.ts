@@ -19,12 +19,14 @@ import { auditRoutes } from './api/routes-audit.js';
 import { diagnosticRoutes } from './api/routes-diagnostics.js';
 import { enrollRoutes } from './api/routes-enroll.js';
 import { jobRoutes } from './api/routes-jobs.js';
+import { uploadRoutes } from './api/routes-upload.js';
 import { terminalRoutes } from './api/routes-terminals.js';
 import { AgentGateway } from './gateway/agent-gateway.js';
 import { startBodyRetention } from './jobs/body-retention.js';
 import { BodySpool } from './jobs/body-spool.js';
 import { ControlPlaneDirectRunner } from './jobs/direct-runner.js';
 import { JobService } from './jobs/job-service.js';
+import { RequestUploads } from './jobs/request-uploads.js';
 import { loadMasterKeys } from './secrets/master-key.js';
 import { openDatabase, type Db } from './store/database.js';
 import { createApiKey, ensureWorkspace, isEmptyStore } from './store/workspaces.js';
@@ -77,6 +79,8 @@ export class ControlPlane {
       },
       logger,
     );
+    const uploads = new RequestUploads(this.gateway, logger.child({ component: 'uploads' }));
+    this.jobs.requestUploads = uploads;
     this.direct = new ControlPlaneDirectRunner(
       this.db,
       accounts,
@@ -84,7 +88,7 @@ export class ControlPlane {
       keys,
       logger.child({ component: 'direct' }),
       options.allowPrivateTargets,
-      () => undefined,
+      (jobId) => uploads.streamFor(jobId),
     );
     this.app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, trustProxy: false });
     const auth = new ApiKeyAuth(this.db);
@@ -119,6 +123,7 @@ export class ControlPlane {
     terminalRoutes(this.app, ctx);
     accountRoutes(this.app, ctx);
     jobRoutes(this.app, ctx);
+    uploadRoutes(this.app, ctx);
     auditRoutes(this.app, ctx);
     diagnosticRoutes(this.app, ctx);
   }

@@ -132,6 +132,11 @@ export class AgentGateway implements TerminalLink {
     return this.session(terminalId)?.send(message) ?? false;
   }
 
+  /** Sends a binary frame to a connected terminal; false when it is not connected. */
+  async sendBinary(terminalId: string, frame: Buffer): Promise<boolean> {
+    return (await this.session(terminalId)?.sendBinary(frame)) ?? false;
+  }
+
   /** Tells a connected terminal about a new or changed account. */
   pushAccount(terminalId: string, account: AccountDescriptor): void {
     this.send(terminalId, { type: 'account.upsert', account });

@@ -102,6 +102,12 @@ export class AgentSession {
     return true;
   }
 
+  /** Sends a binary frame; resolves false when the socket is not open or the send failed. */
+  sendBinary(frame: Buffer): Promise<boolean> {
+    if (this.ws.readyState !== this.ws.OPEN) return Promise.resolve(false);
+    return new Promise((resolve) => this.ws.send(frame, { binary: true }, (err) => resolve(!err)));
+  }
+
   /** Closes the connection with a code and a reason (at most 123 bytes by the WebSocket rules). */
   close(code: number, reason: string): void {
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
@@ -277,6 +283,9 @@ export class AgentSession {
         return;
       }
       case 'body.credit':
+        // The agent consumed request body bytes of an upload: more may be sent.
+        if (this.ownsOpenJob(message.jobId))
+          jobs.requestUploads?.credit(message.jobId, message.confirmedBytes);
         return;
       default:
         throw new OutpostError('PROTOCOL_ERROR', 'unexpected message');
