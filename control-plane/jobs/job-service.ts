@@ -310,7 +310,8 @@ export class JobService {
         bodyUpload: job.requestBodyUpload,
       });
       this.logger.debug('job dispatched', { jobId: job.id, terminalId, sent });
-      if (sent && job.requestBodyUpload) void this.requestUploads?.sendToTerminal(terminalId, job.id);
+      if (sent && job.requestBodyUpload)
+        void this.requestUploads?.sendToTerminal(terminalId, job.id);
       this.events.emit(job.id);
     }
     if (retryIn !== Infinity) this.schedulePump(terminalId, retryIn);
@@ -453,7 +454,8 @@ export class JobService {
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
     this.uploads.delete(jobId);
-    if (job && error) this.requestUploads?.abort(jobId, new OutpostError(error.code, error.message));
+    if (job && error)
+      this.requestUploads?.abort(jobId, new OutpostError(error.code, error.message));
     if (job?.terminalId) {
       const running = this.runningSet(job.terminalId);
       if (running.delete(jobId)) this.pump(job.terminalId);

@@ -86,7 +86,7 @@ describe('request bodies uploaded with PUT /v1/jobs/:id/request-body', () => {
         authorization: `Bearer ${cp.adminKey}`,
         'content-type': 'application/octet-stream',
       },
-      body: typeof body === 'string' ? body : (body),
+      body: typeof body === 'string' ? body : body,
       duplex: 'half',
     });
   }
