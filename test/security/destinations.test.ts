@@ -157,9 +157,9 @@ describe('a terminal asked to reach hosts it was not given', () => {
       `http://127.0.0.2:${b.port}/x -> succeeded at /http://127.0.0.2:${b.port}/x`,
       `/..%2f..%2fx -> succeeded at /..%2f..%2fx`,
       // Dot segments are resolved the WHATWG way and can never climb above the root.
-      `/%2e%2e/%2e%2e/x -> succeeded at /x`,
+      `/%2e%2e/%2e%2e/x -> INVALID_TARGET`,
       `\\\\127.0.0.2:${b.port}\\x -> succeeded at /127.0.0.2:${b.port}/x`,
-      `/x/../../y -> succeeded at /y`,
+      `/x/../../y -> INVALID_TARGET`,
     ]);
   });
 
@@ -207,10 +207,11 @@ describe('a terminal asked to reach hosts it was not given', () => {
     db.close();
     agent = await startAgent(cp, terminalId, dataDir);
     const res = await job('plain', { method: 'GET', path: '/swapped' });
-    expect(res.body.state).toBe('succeeded');
-    // The request reaches the new host (the control plane may name any host for an account),
-    // but the token sealed for the old host is not opened for it.
-    expect(b.seen.slice(bBefore).map((r) => r.url)).toEqual(['/swapped']);
+    // The token sealed for the old host is not opened for the new one, and a bearer account
+    // without its token fails the job rather than send a request without credentials.
+    expect(res.body.state).toBe('failed');
+    expect(res.body.error.code).toBe('INVALID_SECRET');
+    expect(b.seen.slice(bBefore)).toEqual([]);
     expect(JSON.stringify(b.seen)).not.toContain(TOKEN);
     const listed = agentCommand(['accounts', 'list', '--json', '--data-dir', dataDir]);
     const plain = (JSON.parse(listed.stdout) as Array<{ id: string; warnings: string[] }>).find(
