@@ -24,6 +24,8 @@ export interface DaemonOptions {
   httpAgent?: HttpAgent;
   ca?: string[];
   drainMs: number;
+  /** Called once the control plane revoked this terminal (the connection loop has stopped). */
+  onRevoked?(error: string): void;
 }
 
 /** The daemon's lifecycle state. */
@@ -85,6 +87,7 @@ export class AgentDaemon {
         if (!s.connected) this.runner.connectionChanged();
       },
       onHeartbeat: (at) => store.setStatus({ lastHeartbeatAt: at.toISOString() }),
+      onRevoked: (error) => options.onRevoked?.(error),
     });
     this.runner = new JobRunner({
       store,

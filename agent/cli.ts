@@ -176,6 +176,8 @@ program
           : undefined,
         ca,
         drainMs: opts.drainSeconds * 1000,
+        // Exit 2: the service unit does not restart on it; the terminal needs a new enrollment.
+        onRevoked: () => stopWith(2),
       });
       daemon.start();
       logger.info('agent started', {
@@ -183,18 +185,24 @@ program
         version: PRODUCT_VERSION,
         proxy: proxy?.host ?? null,
       });
-      const stop = (signal: string) => {
-        logger.info('signal received', { signal });
+      let stopping = false;
+      const stopWith = (code: number) => {
+        if (stopping) return;
+        stopping = true;
         daemon.stop().then(
           () => {
             store.close();
-            process.exit(0);
+            process.exit(code);
           },
           (err: unknown) => {
             logger.error('error while stopping', { err });
             process.exit(1);
           },
         );
+      };
+      const stop = (signal: string) => {
+        logger.info('signal received', { signal });
+        stopWith(0);
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));

@@ -37,6 +37,8 @@ export interface ConnectionOptions {
   onBinary(data: Buffer): void;
   onState(state: { connected: boolean; since: Date | null; error: string | null }): void;
   onHeartbeat(at: Date): void;
+  /** The terminal was revoked: the connection loop has stopped for good. */
+  onRevoked?(error: string): void;
 }
 
 /** The live connection to the control plane. */
@@ -155,7 +157,8 @@ export class AgentConnection {
           // Not JSON: keep the status line.
         }
         failureReported = true;
-        this.fail(`the control plane refused the connection (${message})`, res.statusCode === 403);
+        if (res.statusCode === 403) this.revoked(message);
+        else this.fail(`the control plane refused the connection (${message})`);
         ws.terminate();
       });
     });
@@ -193,7 +196,7 @@ export class AgentConnection {
       this.ready = false;
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.stopped) return;
-      if (code === CLOSE_CODES.revoked) this.fail(`this terminal was revoked (${reason})`, true);
+      if (code === CLOSE_CODES.revoked) this.revoked(reason);
       else if (code === CLOSE_CODES.versionUnsupported)
         this.fail(`the control plane refused this version: ${reason}`, true);
       else if (wasReady) {
@@ -243,6 +246,19 @@ export class AgentConnection {
    * Records why connecting failed and schedules the next attempt (slowly when refused). The same
    * failure may arrive as both 'error' and 'close'; `schedule` keeps a single timer.
    */
+  /**
+   * The control plane revoked this terminal: trying again cannot succeed, so the loop stops and
+   * the daemon exits (the service unit does not restart on that exit code).
+   */
+  private revoked(reason: string): void {
+    if (this.stopped) return;
+    const error = `this terminal was revoked (${reason}); enroll it again with a new token`;
+    this.log.error('terminal revoked; not reconnecting', { reason });
+    this.options.onState({ connected: false, since: null, error });
+    this.stopped = true;
+    this.options.onRevoked?.(error);
+  }
+
   private fail(error: string, refused = false): void {
     if (this.stopped) return;
     this.log.warn('not connected', { error });

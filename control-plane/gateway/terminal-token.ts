@@ -29,12 +29,6 @@ export async function verifyTerminalToken(db: Db, token: string): Promise<Termin
       'the connection token names no enrolled terminal',
     );
   }
-  if (terminal.state === 'revoked') {
-    throw new OutpostError(
-      'TERMINAL_REVOKED',
-      `terminal ${terminal.id} was revoked: enroll it again with a new token`,
-    );
-  }
   let payload;
   try {
     const key = await importJWK(terminal.signingJwk, 'ES256');
@@ -52,6 +46,13 @@ export async function verifyTerminalToken(db: Db, token: string): Promise<Termin
       'the connection token did not verify (signature, audience or time)',
       {},
       err,
+    );
+  }
+  // Only a caller that proved the terminal's key learns that it was revoked.
+  if (terminal.state === 'revoked') {
+    throw new OutpostError(
+      'TERMINAL_REVOKED',
+      `terminal ${terminal.id} was revoked: enroll it again with a new token`,
     );
   }
   if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_TOKEN_AGE_SECONDS) {

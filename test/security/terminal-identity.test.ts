@@ -143,9 +143,16 @@ describe('an attacker holding captured or forged terminal credentials', () => {
     await waitFor('the agent to hear it', () =>
       agent.stdout().includes('this terminal was revoked') ? true : undefined,
     );
+    // It exits with 2, on which the service unit does not restart it.
+    expect(await agent.exited).toBe(2);
     const back = await rawUpgrade(cp.url, await signTerminalToken(live.terminalId, key));
     expect(back.status).toBe(403);
     expect(back.body?.error?.code).toBe('TERMINAL_REVOKED');
+    // Without the terminal's key, nobody learns that it was revoked.
+    const { privateKey: otherKey } = await generateKeyPair('ES256');
+    const forged = await rawUpgrade(cp.url, await signTerminalToken(live.terminalId, otherKey));
+    expect(forged.status).toBe(401);
+    expect(forged.body?.error?.code).toBe('TERMINAL_TOKEN_INVALID');
   });
 });
 
