@@ -31,6 +31,8 @@ const SCHEMA = [
      finished_at TEXT, outcome_state TEXT, error TEXT, status INTEGER, headers TEXT, body_bytes INTEGER NOT NULL DEFAULT 0,
      acked INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS journal_open ON journal(acked, state)`,
+  // Added later (see the constructor): the body of a finished job that never left memory.
+  `ALTER TABLE journal ADD COLUMN body BLOB`,
   `CREATE TABLE IF NOT EXISTS allowlist (host TEXT NOT NULL, port INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (host, port))`,
   `CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT)`,
 ];
@@ -59,6 +61,8 @@ export interface JournalEntry {
   headers: ResponseHeaders | null;
   bodyBytes: number;
   acked: boolean;
+  /** The body of a finished job that never left memory, else null (it is in spool files). */
+  body: Buffer | null;
 }
 
 /** A held account: descriptor, secrets (decrypted on demand) and the terminal's warnings. */
@@ -72,6 +76,7 @@ export class AgentStore {
   readonly db: Database.Database;
   readonly dataDir: string;
   private readonly key: AtRestKey;
+  private readonly journalStatements = new Map<string, Database.Statement<unknown[]>>();
 
   constructor(dataDir: string) {
     this.dataDir = dataDir;
@@ -83,7 +88,27 @@ export class AgentStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    for (const sql of SCHEMA) this.db.exec(sql);
+    const journalColumns = this.db.prepare('PRAGMA table_info(journal)').all() as Array<{
+      name: string;
+    }>;
+    const hasBody = journalColumns.some((c) => c.name === 'body');
+    for (const sql of SCHEMA) {
+      if (hasBody && sql.startsWith('ALTER TABLE journal ADD COLUMN body ')) continue;
+      this.db.exec(sql);
+    }
+  }
+
+  /**
+   * A journal statement, prepared once: jobs run several of them each, and preparing costs more
+   * than running them.
+   */
+  private journalStatement(sql: string): Database.Statement<unknown[]> {
+    let s = this.journalStatements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.journalStatements.set(sql, s);
+    }
+    return s;
   }
 
   close(): void {
@@ -281,48 +306,53 @@ export class AgentStore {
    * job delivered twice runs once.
    */
   journalStart(jobId: string, accountId: string): boolean {
-    const res = this.db
-      .prepare(
-        "INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)",
-      )
-      .run(jobId, accountId, new Date().toISOString());
+    const res = this.journalStatement(
+      "INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)",
+    ).run(jobId, accountId, new Date().toISOString());
     return res.changes === 1;
   }
 
-  /** Stores the head of the target's answer. */
-  journalHead(jobId: string, status: number, headers: ResponseHeaders): void {
-    this.db
-      .prepare('UPDATE journal SET status = ?, headers = ? WHERE job_id = ?')
-      .run(status, JSON.stringify(headers), jobId);
+  /** True when a job is in the journal (it ran, or runs, here). */
+  journalHas(jobId: string): boolean {
+    return this.journalStatement('SELECT 1 FROM journal WHERE job_id = ?').get(jobId) !== undefined;
   }
 
-  /** Records how a job ended (before the result is sent). */
+  /**
+   * Records how a job ended (before the result is sent), with the head of the target's answer
+   * and, when the body never left memory, the body: a result not yet acknowledged is resent from
+   * here after a restart. (A job still running at a restart is not resent, so the head is only
+   * needed here.)
+   */
   journalFinish(
     jobId: string,
     outcome: { state: JournalEntry['outcomeState']; error: ErrorBody | null; bodyBytes: number },
+    head: { status: number; headers: ResponseHeaders } | null = null,
+    body: Buffer | null = null,
   ): void {
-    this.db
-      .prepare(
-        `UPDATE journal SET state = 'finished', finished_at = ?, outcome_state = ?, error = ?, body_bytes = ?
-         WHERE job_id = ? AND state = 'running'`,
-      )
-      .run(
-        new Date().toISOString(),
-        outcome.state,
-        outcome.error ? JSON.stringify(outcome.error) : null,
-        outcome.bodyBytes,
-        jobId,
-      );
+    this.journalStatement(
+      `UPDATE journal SET state = 'finished', finished_at = ?, outcome_state = ?, error = ?, body_bytes = ?,
+         status = COALESCE(?, status), headers = COALESCE(?, headers), body = ?
+       WHERE job_id = ? AND state = 'running'`,
+    ).run(
+      new Date().toISOString(),
+      outcome.state,
+      outcome.error ? JSON.stringify(outcome.error) : null,
+      outcome.bodyBytes,
+      head?.status ?? null,
+      head ? JSON.stringify(head.headers) : null,
+      body,
+      jobId,
+    );
   }
 
-  /** The control plane stored the result: the job is done for good. */
+  /** The control plane stored the result: the job is done for good (its body is let go). */
   journalAck(jobId: string): void {
-    this.db.prepare('UPDATE journal SET acked = 1 WHERE job_id = ?').run(jobId);
+    this.journalStatement('UPDATE journal SET acked = 1, body = NULL WHERE job_id = ?').run(jobId);
   }
 
   /** A journal entry. */
   journalEntry(jobId: string): JournalEntry | undefined {
-    const r = this.db.prepare('SELECT * FROM journal WHERE job_id = ?').get(jobId) as
+    const r = this.journalStatement('SELECT * FROM journal WHERE job_id = ?').get(jobId) as
       JournalRow | undefined;
     return r ? fromJournalRow(r) : undefined;
   }
@@ -330,7 +360,9 @@ export class AgentStore {
   /** Jobs not yet acknowledged: running, or finished with a result to (re)send. */
   unackedJobs(): JournalEntry[] {
     return (
-      this.db.prepare('SELECT * FROM journal WHERE acked = 0 ORDER BY rowid').all() as JournalRow[]
+      this.journalStatement(
+        'SELECT * FROM journal WHERE acked = 0 ORDER BY rowid',
+      ).all() as JournalRow[]
     ).map(fromJournalRow);
   }
 
@@ -409,6 +441,7 @@ interface JournalRow {
   headers: string | null;
   body_bytes: number;
   acked: number;
+  body: Buffer | null;
 }
 
 function fromJournalRow(r: JournalRow): JournalEntry {
@@ -424,5 +457,6 @@ function fromJournalRow(r: JournalRow): JournalEntry {
     headers: r.headers ? (JSON.parse(r.headers) as ResponseHeaders) : null,
     bodyBytes: r.body_bytes,
     acked: r.acked === 1,
+    body: r.body,
   };
 }

@@ -4,7 +4,7 @@
  * under the control plane's credit, so a result survives a reconnect and is sent again until the
  * control plane acknowledges it.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import type { AuthStateStore } from '../shared/auth/types.js';
@@ -23,7 +23,7 @@ import {
 import type { AccountRegistry } from './account-registry.js';
 import type { AgentStore } from './agent-store.js';
 import { RequestBodyQueue } from './request-body-queue.js';
-import { ResponseSpool } from './response-spool.js';
+import { jobOfSpoolFile, ResponseSpool, spoolSweeper } from './response-spool.js';
 
 /** How the runner talks to the control plane. */
 export interface RunnerChannel {
@@ -86,6 +86,8 @@ export class JobRunner {
       getAccount: (id) => accounts.resolve(id),
     });
     this.spoolRoot = path.join(store.dataDir, 'spool');
+    // Made once: a job's spool files go straight into it, without a folder of their own.
+    mkdirSync(this.spoolRoot, { recursive: true, mode: 0o700 });
   }
 
   /** Number of jobs executing now. */
@@ -99,11 +101,17 @@ export class JobRunner {
    * was not acknowledged are reloaded to be sent again.
    */
   recover(): void {
-    for (const entry of this.options.store.unackedJobs()) {
+    const unacked = this.options.store.unackedJobs();
+    // Files of acknowledged jobs whose deletion the last run did not get to.
+    const kept = new Set(unacked.filter((e) => e.state === 'finished').map((e) => e.jobId));
+    for (const name of readdirSync(this.spoolRoot)) {
+      if (!kept.has(jobOfSpoolFile(name))) spoolSweeper.add(path.join(this.spoolRoot, name), true);
+    }
+    for (const entry of unacked) {
       const lost = entry.state === 'running';
       if (lost) {
-        // What was spooled of a lost job's body is not an answer: only its failure is reported.
-        rmSync(path.join(this.spoolRoot, entry.jobId), { recursive: true, force: true });
+        // What was spooled of a lost job's body is not an answer (its files were queued for
+        // deletion above): only its failure is reported.
         this.options.store.journalFinish(entry.jobId, {
           state: 'failed',
           error: {
@@ -115,7 +123,9 @@ export class JobRunner {
         });
       }
       const finished = this.options.store.journalEntry(entry.jobId)!;
-      const spool = ResponseSpool.reopen(this.spoolRoot, entry.jobId, finished.bodyBytes);
+      const spool = finished.body
+        ? ResponseSpool.fromJournal(this.spoolRoot, entry.jobId, finished.body)
+        : ResponseSpool.reopen(this.spoolRoot, entry.jobId, lost ? 0 : finished.bodyBytes);
       this.jobs.set(entry.jobId, {
         jobId: entry.jobId,
         controller: new AbortController(),
@@ -209,7 +219,7 @@ export class JobRunner {
       return;
     }
     if (this.waiting.some((w) => w.jobId === message.jobId)) return;
-    if (this.options.store.journalEntry(message.jobId)) {
+    if (this.options.store.journalHas(message.jobId)) {
       // Delivered again (a reconnect): it ran, or runs, once. Its result is resent on resume.
       this.options.logger.info('job delivered again; not running it twice', {
         jobId: message.jobId,
@@ -274,8 +284,8 @@ export class JobRunner {
         },
         {
           head: async (status, headers) => {
+            // Journaled with the outcome: only a finished job's result is ever resent.
             job.head = { status, headers };
-            store.journalHead(job.jobId, status, headers);
             this.options.channel.send({ type: 'job.head', jobId: job.jobId, status, headers });
             this.upload(job);
           },
@@ -293,7 +303,7 @@ export class JobRunner {
     } finally {
       deadline.dispose();
       spool.finish();
-      store.journalFinish(job.jobId, job.outcome!);
+      store.journalFinish(job.jobId, job.outcome!, job.head, spool.memoryBody() ?? null);
       this.running--;
       const next = this.waiting.shift();
       if (next) void this.run(next);

@@ -38,18 +38,13 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (wait !== 'true' && wait !== '1') {
       return reply.status(202).send(renderJob(job));
     }
-    jobs.copyBodyForWaiter(job.id);
-    let done;
-    let copied;
-    try {
-      done = await jobs.waitFinal(job.id, callerGone(req, reply));
-    } finally {
-      copied = jobs.takeWaitedBody(job.id);
-    }
+    const done = await jobs.waitFinal(job.id, callerGone(req, reply));
     if (!isFinalState(done.state)) return reply.status(202).send(renderJob(done));
-    const size = jobs.spool.size(done.id);
-    const bodyBytes =
-      size > MAX_WAIT_BODY_BYTES ? undefined : (copied ?? (await jobs.spool.readAll(done.id)));
+    // A small body was stored with the job; a larger one is in its file.
+    let bodyBytes = jobs.inlineBody(done.id);
+    if (bodyBytes === undefined && jobs.spool.size(done.id) <= MAX_WAIT_BODY_BYTES) {
+      bodyBytes = await jobs.spool.readAll(done.id);
+    }
     return reply.status(200).send(renderFinishedJob(done, bodyBytes));
   });
 
@@ -89,14 +84,16 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       (Array.isArray(ct) ? ct[0] : ct) ?? 'application/octet-stream',
     );
     void reply.header('x-outpost-target-status', String(job.responseStatus));
-    if (isFinalState(job.state) && job.state === 'succeeded') {
-      void reply.header('content-length', String(jobs.spool.size(job.id)));
+    const stored = isFinalState(job.state) ? jobs.inlineBody(job.id) : undefined;
+    if (job.state === 'succeeded') {
+      void reply.header('content-length', String(stored?.length ?? jobs.spool.size(job.id)));
+      if (stored) return reply.status(200).send(stored);
     }
     const isComplete = () => {
       const s = jobs.stateOf(job.id);
       return s === undefined || isFinalState(s);
     };
-    const body = jobs.spool.read(job.id, isComplete, gone);
+    const body = jobs.spool.read(job.id, isComplete, () => jobs.inlineBody(job.id), gone);
     return reply.status(200).send(
       toStream(body, () => {
         const final = getJobById(db, job.id);

@@ -8,7 +8,11 @@ import type { WebSocket } from 'ws';
 import { OutpostError } from '../../shared/errors.js';
 import { isFinalState } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
-import { decodeBodyFrame, FRAME_KIND } from '../../shared/protocol/binary-frames.js';
+import {
+  decodeBodyFrame,
+  FRAME_KIND,
+  type BodyFrame,
+} from '../../shared/protocol/binary-frames.js';
 import { parseFrame } from '../../shared/protocol/codec.js';
 import {
   agentMessageSchema,
@@ -22,7 +26,7 @@ import type { AccountService } from '../accounts/account-service.js';
 import type { JobService } from '../jobs/job-service.js';
 import { accountsOfTerminal, recordTerminalAccountStatus } from '../store/accounts.js';
 import type { Db } from '../store/database.js';
-import { getJobById } from '../store/jobs.js';
+import { getJobById, getJobOwnerState } from '../store/jobs.js';
 import { recordAgentHello, recordHeartbeat, type TerminalRecord } from '../store/terminals.js';
 
 /** What a session needs from the control plane. */
@@ -52,7 +56,13 @@ export class AgentSession {
   private readonly pending = new Map<string, Pending>();
   private readonly liveness: NodeJS.Timeout;
   private readonly log: Logger;
+  /** Messages not about one job (hello, heartbeats, replies), handled in order. */
   private chain: Promise<void> = Promise.resolve();
+  /**
+   * The messages of each job with some still being handled: a job's chunks and its end are
+   * handled in order, while other jobs' messages do not wait behind its file writes.
+   */
+  private readonly jobChains = new Map<string, Promise<void>>();
   /** Set once the connection is closed for bad input: nothing more it sent is handled. */
   private refused = false;
   private versionRefused = false;
@@ -72,10 +82,29 @@ export class AgentSession {
       closeSocket(code, reason ?? (code === 1009 ? TOO_BIG_REASON : undefined));
     ws.on('message', (data, isBinary) => {
       this.lastMessageAt = Date.now();
-      // Messages are handled one at a time, in order: a body chunk is written before the end.
-      this.chain = this.chain
-        .then(() => this.receive(data as Buffer, isBinary))
+      let message: Received;
+      try {
+        message = this.decode(data as Buffer, isBinary);
+      } catch (err) {
+        // In turn, so that what came before a bad message is still handled first.
+        this.chain = this.chain.then(() => this.protocolError(err));
+        return;
+      }
+      const jobId = message.kind === 'body' ? message.frame.jobId : jobIdOf(message.message);
+      if (jobId === undefined || this.state === 'awaiting-hello') {
+        this.chain = this.chain
+          .then(() => this.receive(message))
+          .catch((err: unknown) => this.protocolError(err));
+        return;
+      }
+      // A job's first message waits for what came before it on the session's chain (the hello).
+      const run = (this.jobChains.get(jobId) ?? this.chain)
+        .then(() => this.receive(message))
         .catch((err: unknown) => this.protocolError(err));
+      this.jobChains.set(jobId, run);
+      void run.then(() => {
+        if (this.jobChains.get(jobId) === run) this.jobChains.delete(jobId);
+      });
     });
     ws.on('close', () => this.closed());
     ws.on('error', (err) => this.log.warn('agent socket error', { err: err.message }));
@@ -147,8 +176,8 @@ export class AgentSession {
   }
 
   /** Resolves once every message received so far was handled (for a graceful stop). */
-  settled(): Promise<void> {
-    return this.chain;
+  async settled(): Promise<void> {
+    await Promise.all([this.chain, ...this.jobChains.values()]);
   }
 
   private protocolError(err: unknown): void {
@@ -166,22 +195,31 @@ export class AgentSession {
     this.close(CLOSE_CODES.protocolError, `${e.code}: ${e.message}`);
   }
 
-  private async receive(data: Buffer, isBinary: boolean): Promise<void> {
+  /** Checks a message against the protocol, before it is queued to be handled. */
+  private decode(data: Buffer, isBinary: boolean): Received {
+    if (!isBinary) {
+      return { kind: 'json', message: parseFrame(agentMessageSchema, data.toString('utf8')) };
+    }
+    const frame = decodeBodyFrame(data);
+    if (frame.kind !== FRAME_KIND.responseBody) {
+      throw new OutpostError('PROTOCOL_ERROR', 'a terminal may only send response body frames');
+    }
+    return { kind: 'body', frame };
+  }
+
+  private async receive(received: Received): Promise<void> {
     // Messages that arrived before the socket closed are still handled (results, body bytes and
     // acks are all idempotent); those of a connection refused for bad input are not.
     if (this.refused || this.versionRefused) return;
-    if (isBinary) {
+    if (received.kind === 'body') {
       if (this.state === 'awaiting-hello')
         throw new OutpostError('PROTOCOL_ERROR', 'binary frame before hello');
-      const frame = decodeBodyFrame(data);
-      if (frame.kind !== FRAME_KIND.responseBody) {
-        throw new OutpostError('PROTOCOL_ERROR', 'a terminal may only send response body frames');
-      }
+      const { frame } = received;
       if (!this.ownsOpenJob(frame.jobId)) return;
       await this.chunk(frame.jobId, frame.offset, frame.data);
       return;
     }
-    const message = parseFrame(agentMessageSchema, data.toString('utf8'));
+    const { message } = received;
     if (this.state === 'awaiting-hello' && message.type !== 'hello') {
       throw new OutpostError('PROTOCOL_ERROR', `expected hello, got ${message.type}`);
     }
@@ -194,7 +232,7 @@ export class AgentSession {
    * not exist, is a protocol error: a terminal only ever hears of its own jobs.
    */
   private ownsOpenJob(jobId: string): boolean {
-    const job = getJobById(this.deps.db, jobId);
+    const job = getJobOwnerState(this.deps.db, jobId);
     if (job?.terminalId !== this.terminal.id) {
       throw new OutpostError('PROTOCOL_ERROR', `job ${jobId} is not a job of this terminal`);
     }
@@ -245,22 +283,16 @@ export class AgentSession {
           jobs.onHead(message.jobId, message.status, message.headers);
         return;
       case 'job.end': {
-        const job = getJobById(db, message.jobId);
-        if (job?.terminalId !== this.terminal.id) {
-          throw new OutpostError(
-            'PROTOCOL_ERROR',
-            `job ${message.jobId} is not a job of this terminal`,
-          );
-        }
-        this.gapResumes.delete(job.id);
-        if (!isFinalState(job.state)) {
-          const held = jobs.spool.size(job.id);
+        const jobId = message.jobId;
+        this.gapResumes.delete(jobId);
+        if (this.ownsOpenJob(jobId)) {
+          const held = jobs.spool.size(jobId);
           if (message.state === 'succeeded' && held < message.bodyBytes) {
             // Bytes went missing on the way (a reconnect): ask for them again before ending.
-            this.send({ type: 'job.resume', jobId: job.id, offset: held });
+            this.send({ type: 'job.resume', jobId, offset: held });
             return;
           }
-          await jobs.onEnd(job.id, {
+          await jobs.onEnd(jobId, {
             state: message.state,
             error: message.error as never,
             bodyBytes: message.bodyBytes,
@@ -387,3 +419,19 @@ export class AgentSession {
 
 /** Largest message a terminal may send. */
 export const MAX_AGENT_PAYLOAD = CHANNEL_LIMITS.maxPayloadBytes;
+
+/** A message as decoded from the wire. */
+type Received = { kind: 'json'; message: AgentMessage } | { kind: 'body'; frame: BodyFrame };
+
+/** The job a message is about, or undefined for a message of the whole session. */
+function jobIdOf(message: AgentMessage): string | undefined {
+  switch (message.type) {
+    case 'job.running':
+    case 'job.head':
+    case 'job.end':
+    case 'body.credit':
+      return message.jobId;
+    default:
+      return undefined;
+  }
+}

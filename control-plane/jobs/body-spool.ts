@@ -1,8 +1,11 @@
 /**
- * Response bodies on the control plane: each job's body is appended to its own file as it
- * arrives and read back by API callers as it grows. The file is the buffer between a terminal
- * and a slow caller, so memory stays bounded whatever the body's size; a resent chunk (after a
- * reconnect) is recognized by its offset and written once.
+ * Response bodies on the control plane while they arrive. A body is held in memory until it
+ * passes `MEMORY_BYTES`; only then is it written to a file of its own, which is the buffer
+ * between a terminal and a slow caller, so memory stays bounded whatever the body's size. A body
+ * still in memory when its job ends is taken (`takeMemory`) and stored with the job's final state,
+ * so that a small job touches no file. A resent chunk (after a reconnect) is recognized by its
+ * offset and held once. After a crash, a body that was only in memory is gone: the terminal is
+ * asked to resend from what is held (0), and it still holds those bytes (see the agent's spool).
  */
 import { EventEmitter } from 'node:events';
 import { createWriteStream, mkdirSync, promises as fsp, statSync, type WriteStream } from 'node:fs';
@@ -10,8 +13,17 @@ import path from 'node:path';
 
 import { OutpostError } from '../../shared/errors.js';
 
+/**
+ * Bytes of a body held in memory before it goes to a file. Kept well under the agent's spool
+ * segment (8 MB): the agent drops only whole segments below what is confirmed, so bytes confirmed
+ * from memory here are never dropped there before they are stored.
+ */
+export const MEMORY_BYTES = 1024 * 1024;
+
 interface OpenSpool {
-  stream: WriteStream;
+  /** The body's bytes while it is in memory; undefined once it went to the file. */
+  memory: Buffer[] | undefined;
+  stream: WriteStream | undefined;
   size: number;
   pending: Promise<void>;
 }
@@ -33,7 +45,7 @@ export class BodySpool {
     return path.join(this.dir, `${jobId}.body`);
   }
 
-  /** Bytes of a job's body held so far. */
+  /** Bytes of a job's body held so far, in memory or in its file. */
   size(jobId: string): number {
     const o = this.open.get(jobId);
     if (o) return o.size;
@@ -47,36 +59,53 @@ export class BodySpool {
   /**
    * Appends a chunk that starts at `offset`. Bytes already held are skipped; a chunk past the end
    * (a gap) is refused with PROTOCOL_ERROR carrying `details.gap` and `details.held`, so that the
-   * sender can be told to resume from there. Resolves when the bytes are written, which is what
-   * credit is granted on.
+   * sender can be told to resume from there. Resolves when the bytes are held (in memory, or
+   * written to the file), which is what credit is granted on.
    */
   async append(jobId: string, offset: number, data: Buffer): Promise<number> {
-    await this.closing.get(jobId);
+    const closing = this.closing.get(jobId);
+    if (closing) await closing;
     let o = this.open.get(jobId);
     if (!o) {
       const size = this.size(jobId);
+      // A body that already has a file (a restart, or a writer closed early) goes on there.
       o = {
-        stream: createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 }),
+        memory: size === 0 ? [] : undefined,
+        stream: undefined,
         size,
         pending: Promise.resolve(),
       };
       this.open.set(jobId, o);
     }
     const spool = o;
-    const run = spool.pending.then(async () => {
-      if (offset > spool.size) {
-        throw new OutpostError(
-          'PROTOCOL_ERROR',
-          `body chunk at ${offset} leaves a gap after ${spool.size}`,
-          { gap: true, held: spool.size },
-        );
+    if (spool.memory && !spool.stream) {
+      // Nothing is being written: a chunk that fits is held at once, without a file call.
+      const part = this.newPart(spool, offset, data);
+      if (part === undefined) return spool.size;
+      if (spool.size + part.length <= MEMORY_BYTES) {
+        spool.memory.push(part);
+        spool.size += part.length;
+        this.events.emit(jobId);
+        return spool.size;
       }
-      const skip = spool.size - offset;
-      if (skip >= data.length) return;
-      const part = skip > 0 ? data.subarray(skip) : data;
-      await new Promise<void>((resolve, reject) =>
-        spool.stream.write(part, (err) => (err ? reject(err) : resolve())),
-      );
+      // Past the threshold: the file starts with what memory held, then takes this chunk.
+      // Readers go on reading memory until the file holds it all.
+      const stream = createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 });
+      spool.stream = stream;
+      const run = writeTo(stream, Buffer.concat([...spool.memory, part])).then(() => {
+        spool.size += part.length;
+        spool.memory = undefined;
+        this.events.emit(jobId);
+      });
+      spool.pending = run.catch(() => undefined);
+      await run;
+      return spool.size;
+    }
+    const run = spool.pending.then(async () => {
+      const part = this.newPart(spool, offset, data);
+      if (part === undefined) return;
+      spool.stream ??= createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 });
+      await writeTo(spool.stream, part);
       spool.size += part.length;
       this.events.emit(jobId);
     });
@@ -85,20 +114,62 @@ export class BodySpool {
     return spool.size;
   }
 
+  /** The part of a chunk not yet held; undefined when all of it is; throws on a gap. */
+  private newPart(spool: OpenSpool, offset: number, data: Buffer): Buffer | undefined {
+    if (offset > spool.size) {
+      throw new OutpostError(
+        'PROTOCOL_ERROR',
+        `body chunk at ${offset} leaves a gap after ${spool.size}`,
+        { gap: true, held: spool.size },
+      );
+    }
+    const skip = spool.size - offset;
+    if (skip >= data.length) return undefined;
+    return skip > 0 ? data.subarray(skip) : data;
+  }
+
+  /** Waits until every append of a job so far is held. */
+  async settle(jobId: string): Promise<void> {
+    await this.closing.get(jobId);
+    await this.open.get(jobId)?.pending;
+  }
+
+  /**
+   * Takes a body that never left memory, for storing with its job; undefined when the body is in
+   * a file (or there is none). Synchronous, so that the caller stores it in the same turn.
+   */
+  takeMemory(jobId: string): Buffer | undefined {
+    const o = this.open.get(jobId);
+    if (!o?.memory || o.stream) return undefined;
+    this.open.delete(jobId);
+    return Buffer.concat(o.memory, o.size);
+  }
+
   /** Drops what was held (a resend from zero after the control plane lost its copy). */
   async reset(jobId: string): Promise<void> {
+    this.takeMemory(jobId);
     await this.close(jobId);
     await fsp.rm(this.pathOf(jobId), { force: true });
   }
 
-  /** Closes the writer of a job (the body is complete or abandoned) and wakes readers. */
+  /**
+   * Closes the writer of a job (the body is complete or abandoned) and wakes readers. A body
+   * still in memory that nobody took is written to its file first, so nothing held is lost.
+   */
   async close(jobId: string): Promise<void> {
     const o = this.open.get(jobId);
     if (o) {
       this.open.delete(jobId);
-      const done = o.pending.then(() => new Promise<void>((resolve) => o.stream.end(resolve)));
+      const done = o.pending.then(async () => {
+        if (o.memory && !o.stream && o.size > 0) {
+          o.stream = createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 });
+          await writeTo(o.stream, Buffer.concat(o.memory, o.size));
+        }
+        const stream = o.stream;
+        if (stream) await new Promise<void>((resolve) => stream.end(resolve));
+      });
       this.closing.set(jobId, done);
-      await done;
+      await done.catch(() => undefined);
       if (this.closing.get(jobId) === done) this.closing.delete(jobId);
     } else await this.closing.get(jobId);
     this.events.emit(jobId);
@@ -123,12 +194,14 @@ export class BodySpool {
   }
 
   /**
-   * Reads a job's body from the start as it grows, until `isComplete()` says no more will come.
-   * Yields chunks of at most `chunkBytes`; memory stays bounded by one chunk.
+   * Reads a job's body from the start as it grows, until `isComplete()` says no more will come;
+   * `stored()` gives the body stored with the job, if it ended while in memory. Yields chunks of
+   * at most `chunkBytes`; memory stays bounded by one chunk (or the in-memory body).
    */
   async *read(
     jobId: string,
     isComplete: () => boolean,
+    stored: () => Buffer | undefined,
     signal: AbortSignal,
     chunkBytes = 256 * 1024,
   ): AsyncGenerator<Buffer> {
@@ -138,7 +211,16 @@ export class BodySpool {
       for (;;) {
         if (signal.aborted) return;
         const complete = isComplete();
-        const size = this.size(jobId);
+        const o = this.open.get(jobId);
+        if (o?.memory && offset < o.size) {
+          // Copied out: the held parts stay the spool's, and may be resliced or dropped.
+          const whole = Buffer.concat(o.memory, o.size);
+          const part = Buffer.from(whole.subarray(offset, offset + chunkBytes));
+          offset += part.length;
+          yield part;
+          continue;
+        }
+        const size = o?.memory ? 0 : this.size(jobId);
         if (offset < size) {
           handle ??= await fsp.open(this.pathOf(jobId), 'r');
           const buf = Buffer.allocUnsafe(Math.min(chunkBytes, size - offset));
@@ -148,7 +230,13 @@ export class BodySpool {
           yield buf.subarray(0, bytesRead);
           continue;
         }
-        if (complete) return;
+        if (complete) {
+          const body = stored();
+          for (let at = offset; body && at < body.length; at += chunkBytes) {
+            yield body.subarray(at, at + chunkBytes);
+          }
+          return;
+        }
         const wait = this.changed(jobId, signal);
         // Re-check after subscribing so that a change between the checks is not missed.
         if (this.size(jobId) > offset || isComplete()) continue;
@@ -173,4 +261,11 @@ export class BodySpool {
     await this.close(jobId);
     await fsp.rm(this.pathOf(jobId), { force: true });
   }
+}
+
+/** Writes all of `data` to a stream; resolves once it is written. */
+function writeTo(stream: WriteStream, data: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    stream.write(data, (err) => (err ? reject(err) : resolve())),
+  );
 }

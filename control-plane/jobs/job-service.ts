@@ -22,14 +22,16 @@ import {
 } from '../../shared/jobs.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ControlMessage } from '../../shared/protocol/messages.js';
-import { getAccount } from '../store/accounts.js';
+import { getAccount, type AccountRecord } from '../store/accounts.js';
 import type { Db } from '../store/database.js';
 import { recordAudit } from '../store/audit.js';
 import {
   countQueued,
   finishJob,
   findByIdempotencyKey,
+  getInlineBody,
   getJobById,
+  getJobOwnerState,
   inFlightJobsOfTerminal,
   insertJob,
   openJobs,
@@ -42,9 +44,6 @@ import { getTerminalById } from '../store/terminals.js';
 import type { BodySpool } from './body-spool.js';
 import { RateLimiter, rateLimitOf } from './rate-limiter.js';
 import type { RequestUploads } from './request-uploads.js';
-
-/** Largest body a `?wait=true` caller is handed from memory; larger ones are read back. */
-const WAITED_COPY_BYTES = 64 * 1024;
 
 /** The body of `POST /v1/jobs`. */
 export const createJobSchema = z
@@ -85,7 +84,10 @@ export interface JobServiceOptions {
 export class JobService {
   private link: TerminalLink | undefined;
   private direct: DirectRunner | undefined;
+  /** Any change of a job (dispatched, running, head, final), by job id. */
   private readonly events = new EventEmitter();
+  /** Only a job's final state, by job id: `?wait=true` callers need no other wake-up. */
+  private readonly finals = new EventEmitter();
   private readonly limiter = new RateLimiter();
   private readonly running = new Map<string, Set<string>>();
   private readonly directRunning = new Map<string, AbortController>();
@@ -95,8 +97,6 @@ export class JobService {
   private readonly uploads = new Set<string>();
   /** Streams request bodies of `requestBodyUpload` jobs to where they run. */
   requestUploads: RequestUploads | undefined;
-  /** Small bodies of jobs a `?wait=true` caller waits for, copied as written (see onChunk). */
-  private readonly waitedBodies = new Map<string, { chunks: Buffer[]; bytes: number }>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -106,6 +106,7 @@ export class JobService {
     private readonly options: JobServiceOptions,
   ) {
     this.events.setMaxListeners(0);
+    this.finals.setMaxListeners(0);
   }
 
   /** Connects the terminal link and the direct runner, recovers open jobs, starts the sweeper. */
@@ -286,12 +287,14 @@ export class JobService {
     const limit = this.concurrencyOf(terminalId);
     if (running.size >= limit) return;
     const blocked = new Set<string>();
+    // Accounts read once per pass: the jobs of one pass mostly share a few accounts.
+    const accounts = new Map<string, AccountRecord | undefined>();
     let retryIn = Infinity;
-    for (const job of queuedJobsOfTerminal(this.db, terminalId, 500)) {
+    for (const job of queuedJobsOfTerminal(this.db, terminalId, Math.max(limit * 2, 64))) {
       if (running.size >= limit) break;
       if (blocked.has(job.accountId)) continue;
       if (job.requestBodyUpload && !this.uploads.has(job.id)) continue;
-      const wait = this.rateWait(job);
+      const wait = this.rateWait(job, accounts);
       if (wait > 0) {
         // Later jobs of the same account wait behind this one, in order.
         blocked.add(job.accountId);
@@ -317,8 +320,12 @@ export class JobService {
     if (retryIn !== Infinity) this.schedulePump(terminalId, retryIn);
   }
 
-  private rateWait(job: JobRecord): number {
-    const account = getAccount(this.db, job.workspaceId, job.accountId);
+  private rateWait(job: JobRecord, accounts?: Map<string, AccountRecord | undefined>): number {
+    let account = accounts?.get(job.accountId);
+    if (!account && !accounts?.has(job.accountId)) {
+      account = getAccount(this.db, job.workspaceId, job.accountId);
+      accounts?.set(job.accountId, account);
+    }
     return account ? this.limiter.waitMs(job.accountId, rateLimitOf(account.settings)) : 0;
   }
 
@@ -387,47 +394,19 @@ export class JobService {
 
   /** The head of the target's answer arrived. */
   onHead(jobId: string, status: number, headers: ResponseHeaders): void {
-    // The transition's WHERE clause checks the state; no read first.
-    transitionJob(this.db, jobId, ['dispatched'], 'running');
+    // One statement stores the head and moves a `dispatched` job to `running`; its WHERE clause
+    // checks the state, so no read comes first.
     if (recordResponseHead(this.db, jobId, status, headers)) this.events.emit(jobId);
   }
 
-  /** A chunk of body arrived; resolves with the bytes held once it is written. */
-  async onChunk(jobId: string, offset: number, data: Buffer): Promise<number> {
-    const held = await this.spool.append(jobId, offset, data);
-    // A waiting caller gets a small body from this copy rather than from reading the file back.
-    // The copy is taken only once the file holds the bytes, and dropped on any gap.
-    const copy = this.waitedBodies.get(jobId);
-    if (copy) {
-      const end = offset + data.length;
-      if (offset > copy.bytes || held !== Math.max(end, copy.bytes) || end > WAITED_COPY_BYTES) {
-        this.waitedBodies.delete(jobId);
-      } else if (end > copy.bytes) {
-        copy.chunks.push(data.subarray(copy.bytes - offset));
-        copy.bytes = end;
-      }
-    }
-    return held;
-  }
-
-  /**
-   * Starts copying a job's small body in memory for a `?wait=true` caller; must be called before
-   * any of it arrives (right after `create`). `takeWaitedBody` ends the copy.
-   */
-  copyBodyForWaiter(jobId: string): void {
-    if (this.spool.size(jobId) === 0) this.waitedBodies.set(jobId, { chunks: [], bytes: 0 });
-  }
-
-  /** The copied body when it is whole (all the spool holds), else undefined; ends the copy. */
-  takeWaitedBody(jobId: string): Buffer | undefined {
-    const copy = this.waitedBodies.get(jobId);
-    this.waitedBodies.delete(jobId);
-    if (!copy || copy.bytes !== this.spool.size(jobId)) return undefined;
-    return Buffer.concat(copy.chunks, copy.bytes);
+  /** A chunk of body arrived; resolves with the bytes held once they are (memory or file). */
+  onChunk(jobId: string, offset: number, data: Buffer): Promise<number> {
+    return this.spool.append(jobId, offset, data);
   }
 
   /** The job ended where it ran. Returns false when it was already final (stale, dropped). */
   async onEnd(jobId: string, outcome: JobOutcome): Promise<boolean> {
+    await this.spool.settle(jobId);
     const held = this.spool.size(jobId);
     let { state, error } = outcome;
     if (state === 'succeeded' && held < outcome.bodyBytes) {
@@ -437,19 +416,28 @@ export class JobService {
         message: `only ${held} of ${outcome.bodyBytes} body bytes arrived`,
       };
     }
-    await this.spool.close(jobId);
     return this.finish(jobId, state, error, state === 'succeeded' ? outcome.bodyBytes : held);
   }
 
-  /** Ends a job in a final state (stored first), then wakes waiters and frees capacity. */
+  /** The body stored with a final job (it ended while its body was in memory), if any. */
+  inlineBody(jobId: string): Buffer | undefined {
+    return getInlineBody(this.db, jobId);
+  }
+
+  /**
+   * Ends a job in a final state (stored first, with a body still held in memory), then wakes
+   * waiters and frees capacity.
+   */
   finish(
     jobId: string,
     state: JobOutcome['state'],
     error: ErrorBody | null,
     bodyBytes: number | null,
   ): boolean {
-    const changed = finishJob(this.db, jobId, state, error, bodyBytes);
-    const job = getJobById(this.db, jobId);
+    // Taken and stored in the same turn: a reader finds the body in memory or in the row.
+    const inline = this.spool.takeMemory(jobId) ?? null;
+    const changed = finishJob(this.db, jobId, state, error, bodyBytes, inline);
+    const job = getJobOwnerState(this.db, jobId);
     const timer = this.timers.get(jobId);
     if (timer) clearTimeout(timer);
     this.timers.delete(jobId);
@@ -462,10 +450,12 @@ export class JobService {
     }
     if (changed) {
       this.logger.info('job finished', { jobId, state, code: error?.code });
-      void this.spool.close(jobId);
+      // A body in a file: close its writer (off the caller's path).
+      if (!inline) void this.spool.close(jobId);
     }
     this.spool.notify(jobId);
     this.events.emit(jobId);
+    this.finals.emit(jobId);
     return changed;
   }
 
@@ -542,17 +532,21 @@ export class JobService {
     return inFlightJobsOfTerminal(this.db, terminalId);
   }
 
-  /** Waits until the job changes (any state or head change) or the signal aborts. */
-  changed(jobId: string, signal: AbortSignal, timeoutMs = 5000): Promise<void> {
+  /**
+   * Waits until the job changes (any state or head change; with `finalOnly`, its final state
+   * only) or the signal aborts, at most `timeoutMs`.
+   */
+  changed(jobId: string, signal: AbortSignal, timeoutMs = 5000, finalOnly = false): Promise<void> {
+    const events = finalOnly ? this.finals : this.events;
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(t);
-        this.events.off(jobId, done);
+        events.off(jobId, done);
         signal.removeEventListener('abort', done);
         resolve();
       };
       const t = setTimeout(done, timeoutMs);
-      this.events.on(jobId, done);
+      events.on(jobId, done);
       signal.addEventListener('abort', done, { once: true });
     });
   }
@@ -562,7 +556,7 @@ export class JobService {
     for (;;) {
       const job = getJobById(this.db, jobId)!;
       if (isFinalState(job.state) || signal.aborted) return job;
-      await this.changed(jobId, signal);
+      await this.changed(jobId, signal, 5000, true);
     }
   }
 

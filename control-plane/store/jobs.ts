@@ -101,6 +101,14 @@ function fromRow(r: Row): JobRecord {
 
 const FINAL = "('succeeded','failed','cancelled','timed_out')";
 
+/**
+ * The columns of a job record: every column but `body_inline`, which only the body's readers
+ * fetch (a job is read several times on its way; its body need not be copied each time).
+ */
+const COLUMNS = `id, workspace_id, account_id, terminal_id, state, request, request_body_upload,
+  idempotency_key, created_at, deadline_at, dispatched_at, started_at, finished_at, response_status,
+  response_headers, body_bytes, error_code, error_message`;
+
 /** Inserts a queued job. */
 export function insertJob(
   db: Db,
@@ -136,7 +144,7 @@ export function insertJob(
 
 /** A job of a workspace, or undefined. */
 export function getJob(db: Db, workspaceId: string, id: string): JobRecord | undefined {
-  const r = stmt(db, 'SELECT * FROM jobs WHERE id = ? AND workspace_id = ?').get(
+  const r = stmt(db, `SELECT ${COLUMNS} FROM jobs WHERE id = ? AND workspace_id = ?`).get(
     id,
     workspaceId,
   ) as Row | undefined;
@@ -145,7 +153,7 @@ export function getJob(db: Db, workspaceId: string, id: string): JobRecord | und
 
 /** A job by id alone (internal: the dispatcher and the agent channel). */
 export function getJobById(db: Db, id: string): JobRecord | undefined {
-  const r = stmt(db, 'SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+  const r = stmt(db, `SELECT ${COLUMNS} FROM jobs WHERE id = ?`).get(id) as Row | undefined;
   return r ? fromRow(r) : undefined;
 }
 
@@ -155,10 +163,10 @@ export function findByIdempotencyKey(
   workspaceId: string,
   key: string,
 ): JobRecord | undefined {
-  const r = stmt(db, 'SELECT * FROM jobs WHERE workspace_id = ? AND idempotency_key = ?').get(
-    workspaceId,
-    key,
-  ) as Row | undefined;
+  const r = stmt(
+    db,
+    `SELECT ${COLUMNS} FROM jobs WHERE workspace_id = ? AND idempotency_key = ?`,
+  ).get(workspaceId, key) as Row | undefined;
   if (!r) return undefined;
   if (Date.parse(r.created_at) < Date.now() - 24 * 3600_000) {
     // Older than the window: the key may be used again.
@@ -177,7 +185,7 @@ export function listJobs(
 ): JobRecord[] {
   const rows = stmt(
     db,
-    `SELECT * FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))
+    `SELECT ${COLUMNS} FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))
        ORDER BY rowid DESC LIMIT ?`,
   ).all(workspaceId, before, before, limit) as Row[];
   return rows.map(fromRow);
@@ -188,7 +196,7 @@ export function queuedJobsOfTerminal(db: Db, terminalId: string, limit: number):
   return (
     stmt(
       db,
-      "SELECT * FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?",
+      `SELECT ${COLUMNS} FROM jobs WHERE terminal_id = ? AND state = 'queued' ORDER BY rowid LIMIT ?`,
     ).all(terminalId, limit) as Row[]
   ).map(fromRow);
 }
@@ -207,7 +215,10 @@ export function countQueued(db: Db, terminalId: string): number {
 /** Jobs that are not final (for deadlines and for recovery after a restart). */
 export function openJobs(db: Db): JobRecord[] {
   return (
-    stmt(db, `SELECT * FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`).all() as Row[]
+    stmt(
+      db,
+      `SELECT ${COLUMNS} FROM jobs WHERE state NOT IN ${FINAL} ORDER BY rowid`,
+    ).all() as Row[]
   ).map(fromRow);
 }
 
@@ -216,7 +227,7 @@ export function inFlightJobsOfTerminal(db: Db, terminalId: string): JobRecord[] 
   return (
     stmt(
       db,
-      "SELECT * FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid",
+      `SELECT ${COLUMNS} FROM jobs WHERE terminal_id = ? AND state IN ('dispatched','running') ORDER BY rowid`,
     ).all(terminalId) as Row[]
   ).map(fromRow);
 }
@@ -237,7 +248,10 @@ export function transitionJob(
   return stmt(db, sql).run(...args).changes > 0;
 }
 
-/** Stores the head of the target's answer (only while the job is not final). */
+/**
+ * Stores the head of the target's answer (only while the job is not final); a job still
+ * `dispatched` becomes `running` in the same statement, since a head means it ran.
+ */
 export function recordResponseHead(
   db: Db,
   id: string,
@@ -247,31 +261,56 @@ export function recordResponseHead(
   return (
     stmt(
       db,
-      `UPDATE jobs SET response_status = ?, response_headers = ? WHERE id = ? AND state NOT IN ${FINAL}`,
-    ).run(status, JSON.stringify(headers), id).changes > 0
+      `UPDATE jobs SET response_status = ?, response_headers = ?,
+         started_at = CASE WHEN state = 'dispatched' THEN COALESCE(started_at, ?) ELSE started_at END,
+         state = CASE WHEN state = 'dispatched' THEN 'running' ELSE state END
+       WHERE id = ? AND state NOT IN ${FINAL}`,
+    ).run(status, JSON.stringify(headers), new Date().toISOString(), id).changes > 0
   );
 }
 
-/** Ends a job; false when it was already final (a stale or duplicate result). */
+/**
+ * Ends a job; false when it was already final (a stale or duplicate result). `inlineBody` is a
+ * body held only in memory so far: it is stored in the same statement as the final state.
+ */
 export function finishJob(
   db: Db,
   id: string,
   state: 'succeeded' | 'failed' | 'cancelled' | 'timed_out',
   error: ErrorBody | null,
   bodyBytes: number | null,
+  inlineBody: Buffer | null = null,
 ): boolean {
   return (
     stmt(
       db,
       `UPDATE jobs SET state = ?, error_code = ?, error_message = ?, body_bytes = COALESCE(?, body_bytes),
-         finished_at = ? WHERE id = ? AND state NOT IN ${FINAL}`,
+         finished_at = ?, body_inline = ? WHERE id = ? AND state NOT IN ${FINAL}`,
     ).run(
       state,
       error?.code ?? null,
       error?.message ?? null,
       bodyBytes,
       new Date().toISOString(),
+      inlineBody,
       id,
     ).changes > 0
   );
+}
+
+/** The body stored with a job when it ended, or undefined when it has none there. */
+export function getInlineBody(db: Db, id: string): Buffer | undefined {
+  const r = stmt(db, 'SELECT body_inline AS b FROM jobs WHERE id = ?').get(id) as
+    { b: Buffer | null } | undefined;
+  return r?.b ?? undefined;
+}
+
+/** The terminal and state of a job, read without the rest of its row (checked per message). */
+export function getJobOwnerState(
+  db: Db,
+  id: string,
+): { terminalId: string | null; state: JobState } | undefined {
+  const r = stmt(db, 'SELECT terminal_id AS t, state AS s FROM jobs WHERE id = ?').get(id) as
+    { t: string | null; s: JobState } | undefined;
+  return r ? { terminalId: r.t, state: r.s } : undefined;
 }

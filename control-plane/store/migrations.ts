@@ -106,4 +106,10 @@ export const MIGRATIONS: Array<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    // A body small enough to have stayed in memory is stored with its job when the job ends, in
+    // the same statement as the final state, instead of in a file of its own.
+    version: 2,
+    sql: `ALTER TABLE jobs ADD COLUMN body_inline BLOB;`,
+  },
 ];
