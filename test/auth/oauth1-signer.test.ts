@@ -1,13 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
 import { signOAuth1, type OAuth1SignInput } from '../../shared/auth/oauth1-signer.js';
-
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+import { vectorsDir } from '../helpers/vectors.js';
 
 interface VectorCase {
   name: string;
@@ -27,8 +25,11 @@ interface VectorCase {
   signature: string;
 }
 
-const vectors = JSON.parse(
-  readFileSync(join(repoRoot, '../shared/vectors/oauth1.json'), 'utf8'),
+const vectorsFolder = vectorsDir();
+const vectors = (
+  vectorsFolder
+    ? JSON.parse(readFileSync(join(vectorsFolder, 'oauth1.json'), 'utf8'))
+    : { cases: [] }
 ) as { cases: VectorCase[] };
 
 function input(overrides: Partial<OAuth1SignInput> = {}): OAuth1SignInput {
@@ -54,8 +55,11 @@ function params(baseString: string): string {
   return decodeURIComponent(baseString.split('&')[2]!);
 }
 
+/** Tests on the published vectors skip where they are not laid out (never in CI). */
+const vectorIt = vectorsFolder ? it : it.skip;
+
 describe('the OAuth 1.0a signer', () => {
-  it.each(vectors.cases.map((c) => [c.name, c] as const))(
+  vectorIt.each(vectors.cases.map((c) => [c.name, c] as const))(
     'matches the published signature of %s',
     (_name, c) => {
       const signed = signOAuth1({
@@ -78,7 +82,7 @@ describe('the OAuth 1.0a signer', () => {
     },
   );
 
-  it('covers every case of the vector file', () => {
+  vectorIt('covers every case of the vector file', () => {
     expect(vectors.cases.length).toBeGreaterThanOrEqual(3);
   });
 
