@@ -266,6 +266,13 @@ export class JobRunner {
     const signal = AbortSignal.any([job.controller.signal, deadline.signal]);
     let bodyBytes = 0;
     try {
+      if (Date.parse(message.deadlineAt) <= Date.now()) {
+        // Late delivery (a long reconnect): a job past its deadline never reaches the target.
+        throw new OutpostError(
+          'TIMEOUT_JOB',
+          "the job's deadline passed before the terminal could start it",
+        );
+      }
       const account = accounts.resolve(message.accountId);
       if (!account) {
         throw new OutpostError(
@@ -296,12 +303,16 @@ export class JobRunner {
           },
         },
       );
+      // Bytes are written to the spool behind the target's reading: all must be held first.
+      await spool.flushed();
       job.outcome = { state: 'succeeded', error: null, bodyBytes: result.bodyBytes };
     } catch (err) {
       job.outcome = outcomeOfError(err, bodyBytes);
       log.info('job ended without a whole answer', { code: job.outcome.error?.code });
     } finally {
       deadline.dispose();
+      // The journal says finished only once the spool holds every byte it counts.
+      await spool.flushed().catch(() => undefined);
       spool.finish();
       store.journalFinish(job.jobId, job.outcome!, job.head, spool.memoryBody() ?? null);
       this.running--;
