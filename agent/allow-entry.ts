@@ -1,4 +1,4 @@
-/** Parses `HOST[:PORT]` for the local allowlist. */
+/** Parses and prints `HOST[:PORT]` for the local allowlist. */
 import { isIP } from 'node:net';
 
 import { OutpostError } from '../shared/errors.js';
@@ -31,4 +31,11 @@ export function parseAllowEntry(value: string): { host: string; port: number | n
     throw new OutpostError('VALIDATION_FAILED', `port ${port} is not from 1 to 65535`);
   }
   return { host, port };
+}
+
+/** An allowlist entry as `parseAllowEntry` reads it back: `[::1]:8080` for IPv6 with a port. */
+export function formatAllowEntry(entry: { host: string; port: number | null }): string {
+  if (entry.port === null) return entry.host;
+  const host = isIP(entry.host) === 6 ? `[${entry.host}]` : entry.host;
+  return `${host}:${entry.port}`;
 }

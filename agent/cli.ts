@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Agent as UndiciAgent, ProxyAgent } from 'undici';
 
+import { escapeControlCharacters } from '../shared/display-text.js';
 import { OutpostError } from '../shared/errors.js';
 import { createLogger, RecentLinesTransport, registerSecret } from '../shared/logger.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
@@ -17,7 +18,7 @@ import { fileLogTransport } from './log-file.js';
 import { ConnectProxyAgent, proxyFor } from './proxy-agent.js';
 import { registerServiceCommands } from './service/service-command.js';
 import { formatStatus, statusReport } from './status-report.js';
-import { parseAllowEntry } from './allow-entry.js';
+import { formatAllowEntry, parseAllowEntry } from './allow-entry.js';
 import { readSecretValue } from './secret-input.js';
 import { runDoctor } from './doctor.js';
 
@@ -236,10 +237,10 @@ accounts
     else if (list.length === 0) process.stdout.write('No accounts yet.\n');
     else {
       for (const a of list) {
-        process.stdout.write(
-          `${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`,
-        );
-        for (const w of a.warnings) process.stdout.write(`    ! ${w}\n`);
+        // Names and hosts came from the control plane: control characters are escaped.
+        const line = `${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}`;
+        process.stdout.write(`${escapeControlCharacters(line)}\n`);
+        for (const w of a.warnings) process.stdout.write(`    ! ${escapeControlCharacters(w)}\n`);
       }
     }
   });
@@ -309,7 +310,7 @@ allow
     const store = new AgentStore(dataDir(opts));
     store.allow(entry.host, entry.port);
     store.close();
-    process.stdout.write(`Allowed ${entry.host}${entry.port ? `:${entry.port}` : ' (any port)'}\n`);
+    process.stdout.write(`Allowed ${formatAllowEntry(entry)}${entry.port ? '' : ' (any port)'}\n`);
   });
 allow
   .command('remove')
@@ -334,7 +335,8 @@ allow
       process.stdout.write(
         'The allowlist is empty: only the hosts of held accounts are reachable.\n',
       );
-    for (const e of list) process.stdout.write(`${e.host}${e.port ? `:${e.port}` : ''}\n`);
+    // In the form `allow remove` takes back: IPv6 addresses in brackets when a port follows.
+    for (const e of list) process.stdout.write(`${escapeControlCharacters(formatAllowEntry(e))}\n`);
   });
 
 program

@@ -5,6 +5,7 @@
  * "disconnected", so the recorded process must also still be alive (see ./agent-process.ts).
  */
 import { certificateExpiries } from '../shared/auth/certificate-expiry.js';
+import { escapeControlCharacters as show } from '../shared/display-text.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
 import { agentProcessAlive } from './agent-process.js';
 import type { AgentStore } from './agent-store.js';
@@ -161,18 +162,21 @@ export function formatStatus(r: StatusReport, now = Date.now()): string {
     ['Data dir', r.dataDir],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  let out = rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n') + '\n';
+  // Names, hosts and errors came from the control plane or a target: escape control characters.
+  let out = rows.map(([k, v]) => `${k.padEnd(width)}  ${show(v)}`).join('\n') + '\n';
 
   const expiring = r.accounts.flatMap((a) =>
-    a.certificatesExpiringSoon.map((c) => `  ${a.name}: ${c.field} (${c.subject}) ${c.notAfter}`),
+    a.certificatesExpiringSoon.map((c) =>
+      show(`  ${a.name}: ${c.field} (${c.subject}) ${c.notAfter}`),
+    ),
   );
   out += `\nCertificates expiring within ${EXPIRY_WARNING_DAYS} days: `;
   out += expiring.length === 0 ? 'none\n' : `${expiring.length}\n${expiring.join('\n')}\n`;
 
   out += `\nAccounts (${r.accounts.length}):\n`;
   for (const a of r.accounts) {
-    out += `  ${a.name} [${a.authType}] ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}\n`;
-    for (const w of a.warnings) out += `    ! ${w}\n`;
+    out += `  ${show(`${a.name} [${a.authType}] ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}`)}\n`;
+    for (const w of a.warnings) out += `    ! ${show(w)}\n`;
   }
   return out;
 }

@@ -14,6 +14,7 @@ import {
 import { authHandler, checkAccountFields } from '../../shared/auth/registry.js';
 import { decryptAtRest, encryptAtRest } from '../../shared/crypto/aes-gcm.js';
 import { sealOrigins } from '../../shared/crypto/seal-binding.js';
+import { displayNameSchema } from '../../shared/display-text.js';
 import { assertSealedShape, sealSecrets } from '../../shared/crypto/sealing.js';
 import { OutpostError } from '../../shared/errors.js';
 import { parseAccountBase } from '../../shared/executor/target-url.js';
@@ -34,7 +35,7 @@ const fieldMap = z.record(z.string(), z.unknown());
 /** The body of `POST /v1/accounts`. */
 export const createAccountSchema = z
   .object({
-    name: z.string().trim().min(1).max(200),
+    name: displayNameSchema(),
     authType: z.enum(AUTH_TYPES),
     host: z.string().min(1).max(2048),
     port: z.number().int().min(1).max(65535).nullable().optional(),
@@ -48,7 +49,7 @@ export const createAccountSchema = z
 /** The body of `PATCH /v1/accounts/:id`. */
 export const patchAccountSchema = z
   .object({
-    name: z.string().trim().min(1).max(200).optional(),
+    name: displayNameSchema().optional(),
     host: z.string().min(1).max(2048).optional(),
     port: z.number().int().min(1).max(65535).nullable().optional(),
     terminalId: z.string().nullable().optional(),

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
+import { displayNameSchema } from '../../shared/display-text.js';
 import { OutpostError } from '../../shared/errors.js';
 import { recordAudit } from '../store/audit.js';
 import { spendEnrollmentToken } from '../store/terminals.js';
@@ -24,7 +25,7 @@ const publicEcKey = z
 const enrollSchema = z
   .object({
     token: z.string().min(10).max(200),
-    name: z.string().trim().min(1).max(200).optional(),
+    name: displayNameSchema().optional(),
     signingKey: publicEcKey,
     encryptionKey: publicEcKey,
     agentVersion: z.string().max(50).optional(),

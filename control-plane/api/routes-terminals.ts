@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 
+import { displayNameSchema } from '../../shared/display-text.js';
 import { OutpostError } from '../../shared/errors.js';
 import { CLOSE_CODES } from '../../shared/protocol/messages.js';
 import { recordAudit } from '../store/audit.js';
@@ -16,10 +17,10 @@ import type { ApiContext } from './api-context.js';
 import { parseInput } from './http-errors.js';
 import { renderTerminal, renderTerminalSummary } from './render.js';
 
-const createSchema = z.object({ name: z.string().trim().min(1).max(200) }).strict();
+const createSchema = z.object({ name: displayNameSchema() }).strict();
 const patchSchema = z
   .object({
-    name: z.string().trim().min(1).max(200).optional(),
+    name: displayNameSchema().optional(),
     maxConcurrency: z.number().int().min(1).max(1000).nullable().optional(),
   })
   .strict();

@@ -1,0 +1,94 @@
+/**
+ * Hostile input through the HTTP API of a real control plane on loopback: what is refused at
+ * the door, with which code and field, instead of being stored or failing later at run time.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  cleanup,
+  startControlPlane,
+  type ApiAnswer,
+  type ControlPlaneProc,
+} from '../helpers/processes.js';
+
+const EVIL_NAME = 'evil\u001b[2J\u001b[H';
+
+function errorOf(answer: ApiAnswer): { status: number; code: string; field?: string } {
+  const e = answer.body.error;
+  return { status: answer.status, code: e.code, ...(e.field ? { field: e.field } : {}) };
+}
+
+describe('input refused by the API', () => {
+  let cp: ControlPlaneProc;
+  let terminalId: string;
+  let accountId: string;
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    terminalId = (await cp.api.call('POST', '/v1/terminals', { name: 'site-a' })).body.id;
+    const account = await cp.api.call('POST', '/v1/accounts', {
+      name: 'plain',
+      authType: 'none',
+      host: 'http://127.0.0.1:9',
+    });
+    accountId = account.body.id;
+  });
+  afterAll(async () => {
+    await cp.stop();
+    cleanup(cp.dataDir);
+  });
+
+  describe('names with control characters', () => {
+    it.each([
+      ['ESC', EVIL_NAME],
+      ['CR LF', 'a\r\nb'],
+      ['NUL', 'a\u0000b'],
+      ['DEL', 'a\u007fb'],
+      ['a C1 character', 'a\u009bb'],
+    ])('are refused for a new account (%s)', async (_what, name) => {
+      const r = await cp.api.call('POST', '/v1/accounts', {
+        name,
+        authType: 'none',
+        host: 'http://127.0.0.1:9',
+      });
+
+      expect(errorOf(r)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+    });
+
+    it('are refused when an account is renamed', async () => {
+      const r = await cp.api.call('PATCH', `/v1/accounts/${accountId}`, { name: EVIL_NAME });
+
+      expect(errorOf(r)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+      expect((await cp.api.call('GET', `/v1/accounts/${accountId}`)).body.name).toBe('plain');
+    });
+
+    it('are refused for a new terminal and when a terminal is renamed', async () => {
+      const created = await cp.api.call('POST', '/v1/terminals', { name: EVIL_NAME });
+      const renamed = await cp.api.call('PATCH', `/v1/terminals/${terminalId}`, {
+        name: 'a\nb',
+      });
+
+      expect(errorOf(created)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+      expect(errorOf(renamed)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+    });
+
+    it('are refused in the name an agent gives when it enrolls', async () => {
+      const key = { kty: 'EC', crv: 'P-256', x: 'x'.repeat(43), y: 'y'.repeat(43) };
+      const r = await cp.api.withKey('').call('POST', '/v1/enroll', {
+        token: 'enr_0123456789',
+        name: EVIL_NAME,
+        signingKey: key,
+        encryptionKey: key,
+      });
+
+      expect(errorOf(r)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+    });
+
+    it('leave other scripts and Latin-1 letters alone', async () => {
+      const r = await cp.api.call('POST', '/v1/terminals', { name: 'Zürich ☃ 東京' });
+
+      expect(r.status).toBe(201);
+      expect(r.body.name).toBe('Zürich ☃ 東京');
+    });
+  });
+});
