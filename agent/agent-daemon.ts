@@ -9,6 +9,7 @@ import { decodeBodyFrame, FRAME_KIND } from '../shared/protocol/binary-frames.js
 import type { ControlMessage } from '../shared/protocol/messages.js';
 import { PRODUCT_VERSION, PROTOCOL_VERSION } from '../shared/version.js';
 import { AccountRegistry } from './account-registry.js';
+import { agentProcessAlive } from './agent-process.js';
 import type { AgentStore } from './agent-store.js';
 import { AgentConnection, machineFacts } from './connection.js';
 import { runConnectionTest } from './connection-test.js';
@@ -101,14 +102,14 @@ export class AgentDaemon {
   /** Starts the daemon. */
   start(): void {
     const { store } = this.options;
-    store.setStatus({
-      pid: process.pid,
-      startedAt: this.startedAt.toISOString(),
-      version: PRODUCT_VERSION,
-      connected: 0,
-      connectedSince: null,
-      stoppedAt: null,
-    });
+    const holder = store.claimRun(process.pid, this.startedAt.toISOString(), agentProcessAlive);
+    if (holder !== null) {
+      throw new OutpostError(
+        'CONFLICT',
+        `another terminal-agent (pid ${holder}) is already running on ${store.dataDir}; stop it first`,
+      );
+    }
+    store.setStatus({ version: PRODUCT_VERSION });
     this.runner.recover();
     this.connection.start();
     this.state = 'running';

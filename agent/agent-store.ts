@@ -413,6 +413,28 @@ export class AgentStore {
 
   // ---- live status ----
 
+  /**
+   * Claims the data dir for this process, atomically (one SQLite write transaction): refused
+   * while another agent process recorded here is still alive. Two agents on one data dir would
+   * replace each other's connection and run each other's journal.
+   */
+  claimRun(
+    pid: number,
+    startedAt: string,
+    alive: (pid: number, startedAt: string | null) => boolean,
+  ): number | null {
+    return this.db
+      .transaction(() => {
+        const s = this.status();
+        const holder = s.pid ? Number(s.pid) : null;
+        if (holder !== null && holder !== pid && !s.stoppedAt && alive(holder, s.startedAt ?? null))
+          return holder;
+        this.setStatus({ pid, startedAt, stoppedAt: null, connected: 0, connectedSince: null });
+        return null;
+      })
+      .immediate();
+  }
+
   setStatus(values: Record<string, string | number | null>): void {
     const put = this.db.prepare('INSERT OR REPLACE INTO status (key, value) VALUES (?, ?)');
     this.db.transaction(() => {
