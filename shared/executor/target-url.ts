@@ -19,6 +19,16 @@ const SCHEME = /^([a-z][a-z0-9+.-]*):\/\//i;
 
 /** Parses an account's `host` (with or without scheme, port and base path) and `port`. */
 export function parseAccountBase(host: string, port: number | null | undefined): AccountBase {
+  // Whitespace or a control character anywhere, even at an end, is refused rather than trimmed:
+  // the stored host is the one the agent connects to and the one people read.
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f-\u009f]/.test(host) && host.trim() !== '') {
+    throw new OutpostError(
+      'INVALID_TARGET',
+      'host may not contain spaces, tabs, line breaks or control characters',
+      { field: 'host' },
+    );
+  }
   const raw = host.trim();
   if (raw === '')
     throw new OutpostError('INVALID_TARGET', 'host is empty: give a host name', { field: 'host' });

@@ -91,4 +91,20 @@ describe('input refused by the API', () => {
       expect(r.body.name).toBe('Zürich ☃ 東京');
     });
   });
+
+  describe('hosts with whitespace or control characters', () => {
+    it('are refused, not trimmed and stored', async () => {
+      const created = await cp.api.call('POST', '/v1/accounts', {
+        name: 'crlf',
+        authType: 'none',
+        host: 'http://127.0.0.1\r\n',
+      });
+      const patched = await cp.api.call('PATCH', `/v1/accounts/${accountId}`, {
+        host: ' http://127.0.0.1:9',
+      });
+
+      expect(errorOf(created)).toEqual({ status: 400, code: 'INVALID_TARGET', field: 'host' });
+      expect(errorOf(patched)).toEqual({ status: 400, code: 'INVALID_TARGET', field: 'host' });
+    });
+  });
 });

@@ -45,6 +45,18 @@ describe('target URL', () => {
     );
   });
 
+  it.each([
+    ['a trailing CR LF', 'http://127.0.0.1\r\n'],
+    ['a leading space', ' http://127.0.0.1'],
+    ['a tab inside', 'http://127.0.\t0.1'],
+    ['a NUL', 'http://127.0.0.1\u0000'],
+    ['a C1 character', 'http://127.0.0.1\u0085'],
+  ])('refuses a host with %s rather than trimming it', (_what, host) => {
+    expect(() => parseAccountBase(host, null)).toThrow(
+      expect.objectContaining({ code: 'INVALID_TARGET', details: { field: 'host' } }),
+    );
+  });
+
   it('never lets the path change the host', () => {
     expect(url('http://h', null, '//other-host/x')).toBe('http://h/other-host/x');
     expect(url('http://h', null, '@other-host/x')).toBe('http://h/@other-host/x');
