@@ -97,6 +97,17 @@ export class AccountRegistry {
     const d = held.descriptor;
     const secrets = this.store.accountSecrets(id);
     const warnings = [...extra];
+    // A value set on site wins over the control plane's, by design (it never crossed the
+    // network); say so, or an operator rotating a secret through the API would see no effect.
+    const fromCloud = new Set(this.store.controlPlaneSecretFields(id));
+    for (const field of this.store.localSecretFields(id)) {
+      if (fromCloud.has(field)) {
+        warnings.push(
+          `secrets.${field}: the value set on this terminal overrides the one from the control plane ` +
+            `(remove it with: terminal-agent accounts unset-secret ${id} ${field})`,
+        );
+      }
+    }
     try {
       warnings.push(...checkAccountFields(d.authType, d.settings, secrets, true).warnings);
     } catch (err) {

@@ -242,6 +242,24 @@ export class AgentStore {
     return base;
   }
 
+  /** Names of the secret fields the control plane sent (sealed) for an account. */
+  controlPlaneSecretFields(id: string): string[] {
+    const row = this.db.prepare('SELECT secrets_encrypted FROM accounts WHERE id = ?').get(id) as
+      { secrets_encrypted: string | null } | undefined;
+    if (!row?.secrets_encrypted) return [];
+    return Object.keys(this.decrypt<FieldMap>(row.secrets_encrypted, `account:${id}`)).sort();
+  }
+
+  /** Removes a secret set on site; true when there was one. */
+  removeLocalSecret(accountId: string, field: string): boolean {
+    const res = this.db
+      .prepare('DELETE FROM local_secrets WHERE account_id = ? AND field = ?')
+      .run(accountId, field);
+    if (res.changes > 0)
+      this.db.prepare('DELETE FROM auth_state WHERE account_id = ?').run(accountId);
+    return res.changes > 0;
+  }
+
   /** Sets a secret on site; it never crosses the network. */
   setLocalSecret(accountId: string, field: string, value: unknown): void {
     registerSecrets(value);

@@ -298,6 +298,38 @@ accounts
     }
   });
 
+accounts
+  .command('unset-secret')
+  .description(
+    "remove a secret set on this machine, so that the control plane's value applies again",
+  )
+  .argument('<account>', 'account id or name')
+  .argument('<field>', 'secret field, e.g. password')
+  .addOption(dataDirOption())
+  .action((account: string, field: string, opts: { dataDir?: string }) => {
+    const store = new AgentStore(dataDir(opts));
+    try {
+      const held = store
+        .accounts()
+        .filter((a) => a.descriptor.id === account || a.descriptor.name === account);
+      if (held.length !== 1) {
+        throw new OutpostError('NOT_FOUND', `this terminal holds no single account "${account}"`);
+      }
+      const d = held[0]!.descriptor;
+      if (!store.removeLocalSecret(d.id, field)) {
+        throw new OutpostError('NOT_FOUND', `${field} is not set on this machine for ${d.name}`);
+      }
+      new AccountRegistry(
+        store,
+        store.identity()!,
+        createLogger({ level: 'error' }),
+      ).refreshWarnings(d.id);
+      process.stdout.write(`Removed ${field} of ${d.name} (${d.id}) from this machine.\n`);
+    } finally {
+      store.close();
+    }
+  });
+
 const allow = program
   .command('allow')
   .description("this terminal's own allowlist of extra destinations");

@@ -95,4 +95,44 @@ describe('secrets set on site, one field at a time', () => {
     expect(after.body.state).toBe('succeeded');
     expect(after.body.response.body).toBe('welcome');
   });
+
+  it('says when a value set on site overrides the control plane, and unset-secret gives it back', async () => {
+    const list0 = JSON.parse(
+      agentCommand(['accounts', 'list', '--json', '--data-dir', agent.dataDir]).stdout,
+    );
+    const id = list0[0].id as string;
+    const patched = await cp.api.call('PATCH', `/v1/accounts/${id}`, {
+      secrets: { username: 'site-user', password: 'api-pass-7777' },
+    });
+    expect(patched.status).toBe(200);
+    await waitFor('the override warning', async () => {
+      const a = await cp.api.call('GET', `/v1/accounts/${id}`);
+      return a.body.warnings.some((w: string) =>
+        w.startsWith('secrets.password: the value set on this terminal overrides'),
+      )
+        ? true
+        : undefined;
+    });
+    const local = await cp.api.call('POST', '/v1/jobs?wait=true', {
+      accountId: id,
+      request: { method: 'GET', path: '/' },
+    });
+    expect(local.body.response.status).toBe(200);
+
+    const unset = agentCommand([
+      'accounts',
+      'unset-secret',
+      id,
+      'password',
+      '--data-dir',
+      agent.dataDir,
+    ]);
+    expect(unset.code).toBe(0);
+    const cloud = await cp.api.call('POST', '/v1/jobs?wait=true', {
+      accountId: id,
+      request: { method: 'GET', path: '/' },
+    });
+    // The control plane's password applies again, and the target refuses it.
+    expect(cloud.body.response.status).toBe(401);
+  });
 });
