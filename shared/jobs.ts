@@ -10,6 +10,9 @@ export const MAX_INLINE_BODY_BYTES = 10 * 1024 * 1024;
 /** Default whole-job deadline, counted from creation. */
 export const DEFAULT_JOB_TIMEOUT_MS = 30_000;
 
+/** Methods a job may not use. */
+const REFUSED_METHODS = ['CONNECT', 'TRACE', 'TRACK'];
+
 const queryScalar = z.union([z.string(), z.number(), z.boolean()]);
 
 /** The request template of a job. */
@@ -18,7 +21,12 @@ export const jobRequestSchema = z
     method: z
       .string()
       .regex(/^[A-Za-z]{1,16}$/, 'method must be an HTTP method such as GET or POST')
-      .transform((m) => m.toUpperCase()),
+      .transform((m) => m.toUpperCase())
+      // CONNECT opens a tunnel rather than a request; TRACE and TRACK echo the request back,
+      // the account's credentials included (cross-site tracing).
+      .refine((m) => !REFUSED_METHODS.includes(m), {
+        message: `method may not be ${REFUSED_METHODS.join(', ')}`,
+      }),
     path: z.string().max(8192).default('/'),
     query: z.record(z.string(), z.union([queryScalar, z.array(queryScalar)])).optional(),
     headers: z.record(z.string(), z.string()).optional(),

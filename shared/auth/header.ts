@@ -1,6 +1,6 @@
 /** `header`: custom header names and values, all secret. */
 import { OutpostError } from '../errors.js';
-import { assertHeader } from '../executor/headers.js';
+import { assertHeader, isForbiddenRequestHeader } from '../executor/headers.js';
 import type { AuthHandler } from './types.js';
 
 /** The `header` auth type. */
@@ -28,6 +28,14 @@ export const headerAuth: AuthHandler = {
         throw new OutpostError('INVALID_SECRET', `secrets.headers.${name} must be a string`, {
           field: `secrets.headers.${name}`,
         });
+      }
+      if (isForbiddenRequestHeader(name)) {
+        throw new OutpostError(
+          'INVALID_SECRET',
+          `secrets.headers.${name}: header "${name}" may not be set by an account:` +
+            ' Outpost frames the request itself',
+          { field: `secrets.headers.${name}` },
+        );
       }
       try {
         assertHeader(name, value, `secrets.headers.${name}`);

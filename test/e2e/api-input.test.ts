@@ -107,4 +107,50 @@ describe('input refused by the API', () => {
       expect(errorOf(patched)).toEqual({ status: 400, code: 'INVALID_TARGET', field: 'host' });
     });
   });
+
+  describe('jobs that could only fail at run time, or that echo credentials back', () => {
+    it.each(['CONNECT', 'TRACE', 'track'])('refuse the method %s', async (method) => {
+      const r = await cp.api.call('POST', '/v1/jobs', {
+        accountId,
+        request: { method, path: '/' },
+      });
+
+      expect(errorOf(r)).toEqual({
+        status: 400,
+        code: 'VALIDATION_FAILED',
+        field: 'request.method',
+      });
+    });
+
+    it('refuse a header value outside visible Latin-1', async () => {
+      const r = await cp.api.call('POST', '/v1/jobs', {
+        accountId,
+        request: { method: 'GET', path: '/', headers: { 'x-note': 'é☃' } },
+      });
+
+      expect(errorOf(r)).toEqual({
+        status: 400,
+        code: 'INVALID_HEADER',
+        field: 'request.headers.x-note',
+      });
+    });
+
+    it.each(['Host', 'Content-Length', 'Transfer-Encoding', 'Connection', 'Upgrade', 'Proxy-X'])(
+      'refuse %s among the secrets of a header account',
+      async (name) => {
+        const r = await cp.api.call('POST', '/v1/accounts', {
+          name: 'headers',
+          authType: 'header',
+          host: 'http://127.0.0.1:9',
+          secrets: { headers: { 'x-api-key': 'k-123456', [name]: 'v' } },
+        });
+
+        expect(errorOf(r)).toEqual({
+          status: 400,
+          code: 'INVALID_SECRET',
+          field: `secrets.headers.${name}`,
+        });
+      },
+    );
+  });
 });
