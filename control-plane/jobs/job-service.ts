@@ -42,6 +42,7 @@ import {
 } from '../store/jobs.js';
 import { getTerminalById } from '../store/terminals.js';
 import type { BodySpool } from './body-spool.js';
+import { assertSameJobForKey } from './idempotency.js';
 import { RateLimiter, rateLimitOf } from './rate-limiter.js';
 import type { RequestUploads } from './request-uploads.js';
 
@@ -173,7 +174,10 @@ export class JobService {
         });
       }
       const existing = findByIdempotencyKey(this.db, workspaceId, idempotencyKey);
-      if (existing) return { job: existing, created: false };
+      if (existing) {
+        assertSameJobForKey(existing, input);
+        return { job: existing, created: false };
+      }
     }
     const account = getAccount(this.db, workspaceId, input.accountId);
     if (!account)

@@ -153,4 +153,46 @@ describe('input refused by the API', () => {
       },
     );
   });
+
+  describe('an Idempotency-Key', () => {
+    const job = (path: string, extra: Record<string, unknown> = {}) => ({
+      accountId,
+      request: { method: 'GET', path, headers: { a: '1', b: '2' } },
+      ...extra,
+    });
+    const post = (body: unknown, key: string) =>
+      cp.api.call('POST', '/v1/jobs', body, { 'idempotency-key': key });
+
+    it('returns the same job for the same request, whatever the key order', async () => {
+      const first = await post(job('/idem'), 'key-same');
+      const again = await post(
+        { request: { headers: { b: '2', a: '1' }, path: '/idem', method: 'get' }, accountId },
+        'key-same',
+      );
+
+      expect(first.status).toBe(202);
+      expect([again.status, again.body.id]).toEqual([202, first.body.id]);
+    });
+
+    it.each([
+      ['another path', () => job('/other')],
+      ['another timeout', () => job('/idem', { timeoutMs: 5000 })],
+      ['a request body upload', () => job('/idem', { requestBodyUpload: true })],
+      ['another account', () => ({ ...job('/idem'), accountId: 'acc_other' })],
+    ])('is refused with 409 CONFLICT when sent again with %s', async (what, changed) => {
+      const first = await post(job('/idem'), `key-${what}`);
+      const again = await post(changed(), `key-${what}`);
+
+      expect(first.status).toBe(202);
+      expect(errorOf(again)).toEqual({
+        status: 409,
+        code: 'CONFLICT',
+        field: 'Idempotency-Key',
+      });
+      expect(again.body.error.message).toBe(
+        `the Idempotency-Key was used with a different request (job ${first.body.id}):` +
+          ' use a new key for a new request',
+      );
+    });
+  });
 });
