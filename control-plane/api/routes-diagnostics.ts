@@ -12,7 +12,7 @@ import { newId } from '../../shared/ids.js';
 import { redactValue } from '../../shared/logger.js';
 import type { AgentMessage, TestHop } from '../../shared/protocol/messages.js';
 import { getAccount } from '../store/accounts.js';
-import { getTerminal } from '../store/terminals.js';
+import { getTerminal, getTerminalById } from '../store/terminals.js';
 import type { ApiContext } from './api-context.js';
 import { parseInput } from './http-errors.js';
 
@@ -37,6 +37,19 @@ export function diagnosticRoutes(app: FastifyInstance, ctx: ApiContext): void {
     terminalId: string,
     accountId: string | null,
   ): Promise<{ hops: TestHop[] }> {
+    if (getTerminalById(ctx.db, terminalId)?.state === 'revoked') {
+      return {
+        hops: [
+          hop(
+            'terminal',
+            false,
+            null,
+            `terminal ${terminalId} was revoked: it never connects again`,
+            'bind the account to another terminal (PATCH /v1/accounts/:id with terminalId), or create and enroll a new terminal',
+          ),
+        ],
+      };
+    }
     const session = ctx.gateway.session(terminalId);
     if (!session) {
       return {

@@ -70,6 +70,12 @@ export function terminalRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.patch<{ Params: { id: string } }>('/v1/terminals/:id', async (req) => {
     const caller = ctx.caller(req);
     const body = parseInput(patchSchema, req.body);
+    if (getTerminal(db, caller.workspaceId, req.params.id)?.state === 'revoked') {
+      throw new OutpostError(
+        'CONFLICT',
+        `terminal ${req.params.id} was revoked and can no longer be changed`,
+      );
+    }
     const t = updateTerminal(db, caller.workspaceId, req.params.id, body);
     if (!t) throw new OutpostError('NOT_FOUND', `terminal ${req.params.id} not found`);
     recordAudit(db, caller.workspaceId, {

@@ -184,6 +184,15 @@ export class JobService {
       throw new OutpostError('NOT_FOUND', `account ${input.accountId} not found`, {
         field: 'accountId',
       });
+    // A revoked terminal never takes a job again: say so now rather than time out later.
+    if (account.terminalId && getTerminalById(this.db, account.terminalId)?.state === 'revoked') {
+      throw new OutpostError(
+        'CONFLICT',
+        `terminal ${account.terminalId} was revoked: bind account ${account.id} to another` +
+          ' terminal (PATCH /v1/accounts/:id with terminalId)',
+        { field: 'accountId' },
+      );
+    }
     // Refuse what can never run now, with a 400, rather than as a failed job later.
     buildTargetUrl(
       parseAccountBase(account.host, account.port),

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
   cleanup,
+  createAndEnroll,
   startControlPlane,
   type ApiAnswer,
   type ControlPlaneProc,
@@ -193,6 +194,58 @@ describe('input refused by the API', () => {
         `the Idempotency-Key was used with a different request (job ${first.body.id}):` +
           ' use a new key for a new request',
       );
+    });
+  });
+
+  describe('a revoked terminal', () => {
+    let revokedId: string;
+    let boundId: string;
+    let agentDir: string;
+
+    beforeAll(async () => {
+      ({ terminalId: revokedId, dataDir: agentDir } = await createAndEnroll(cp, 'gone'));
+      const bound = await cp.api.call('POST', '/v1/accounts', {
+        name: 'bound-to-gone',
+        authType: 'none',
+        host: 'http://127.0.0.1:9',
+        terminalId: revokedId,
+      });
+      boundId = bound.body.id;
+      expect((await cp.api.call('DELETE', `/v1/terminals/${revokedId}`)).status).toBe(204);
+    });
+    afterAll(() => cleanup(agentDir));
+
+    it('takes no job: 409 CONFLICT at creation rather than a timeout later', async () => {
+      const r = await cp.api.call('POST', '/v1/jobs', {
+        accountId: boundId,
+        request: { method: 'GET', path: '/' },
+      });
+
+      expect(errorOf(r)).toEqual({ status: 409, code: 'CONFLICT', field: 'accountId' });
+      expect(r.body.error.message).toBe(
+        `terminal ${revokedId} was revoked: bind account ${boundId} to another terminal` +
+          ' (PATCH /v1/accounts/:id with terminalId)',
+      );
+    });
+
+    it('is named as revoked by the account test, not as an agent to start', async () => {
+      const r = await cp.api.call('POST', `/v1/accounts/${boundId}/test`);
+
+      expect(r.status).toBe(200);
+      expect(r.body.ok).toBe(false);
+      expect(r.body.hops).toHaveLength(1);
+      expect(r.body.hops[0]).toMatchObject({
+        name: 'terminal',
+        ok: false,
+        detail: `terminal ${revokedId} was revoked: it never connects again`,
+      });
+    });
+
+    it('can no longer be renamed', async () => {
+      const r = await cp.api.call('PATCH', `/v1/terminals/${revokedId}`, { name: 'renamed' });
+
+      expect(errorOf(r)).toEqual({ status: 409, code: 'CONFLICT' });
+      expect((await cp.api.call('GET', `/v1/terminals/${revokedId}`)).body.name).toBe('gone');
     });
   });
 });
