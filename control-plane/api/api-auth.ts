@@ -23,35 +23,40 @@ export class ApiKeyAuth {
 
   constructor(private readonly db: Db) {}
 
-  /** The caller of a request, or a 401/429 error. */
+  /**
+   * The caller of a request, or a 401/429 error. A valid key always passes, even from an address
+   * locked out for failures: keys are 256-bit random, so counting failures cannot help guess
+   * one, and one client behind a shared NAT must not lock out everyone else there.
+   */
   authenticate(req: FastifyRequest): Caller {
+    const header = req.headers.authorization ?? '';
+    const key = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+    if (key) {
+      const hash = hashToken(key);
+      const row = this.db
+        .prepare('SELECT id, workspace_id, key_hash FROM api_keys WHERE key_hash = ?')
+        .get(hash) as { id: string; workspace_id: string; key_hash: string } | undefined;
+      if (row && constantTimeEqual(row.key_hash, hash)) {
+        return { workspaceId: row.workspace_id, keyId: row.id };
+      }
+    }
     const ip = req.ip;
     const now = Date.now();
     const recent = (this.failures.get(ip) ?? []).filter((t) => t > now - WINDOW_MS);
     if (recent.length >= MAX_FAILURES) {
-      const retry = Math.ceil((recent[0]! + WINDOW_MS - now) / 1000);
+      const retry = Math.max(1, Math.ceil((recent[0]! + WINDOW_MS - now) / 1000));
       throw new OutpostError(
         'TOO_MANY_FAILED_ATTEMPTS',
         'too many requests with a wrong API key; wait and retry',
-        {
-          retryAfterSeconds: retry,
-        },
+        { retryAfterSeconds: retry },
       );
     }
-    const header = req.headers.authorization ?? '';
-    const key = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-    const fail = (message: string): never => {
-      recent.push(now);
-      this.failures.set(ip, recent);
-      if (this.failures.size > 10_000) this.failures.clear();
-      throw new OutpostError('UNAUTHENTICATED', message);
-    };
-    if (!key) return fail('missing Authorization: Bearer <API key>');
-    const hash = hashToken(key);
-    const row = this.db
-      .prepare('SELECT id, workspace_id, key_hash FROM api_keys WHERE key_hash = ?')
-      .get(hash) as { id: string; workspace_id: string; key_hash: string } | undefined;
-    if (!row || !constantTimeEqual(row.key_hash, hash)) return fail('the API key is not valid');
-    return { workspaceId: row.workspace_id, keyId: row.id };
+    recent.push(now);
+    this.failures.set(ip, recent);
+    if (this.failures.size > 10_000) this.failures.clear();
+    throw new OutpostError(
+      'UNAUTHENTICATED',
+      key ? 'the API key is not valid' : 'missing Authorization: Bearer <API key>',
+    );
   }
 }

@@ -249,3 +249,33 @@ describe('input refused by the API', () => {
     });
   });
 });
+
+describe('an address that sent many wrong API keys', () => {
+  let cp: ControlPlaneProc;
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    const wrong = cp.api.withKey(`opk_${'0'.repeat(43)}`);
+    for (let i = 0; i < 30; i++) {
+      expect((await wrong.call('GET', '/v1/terminals')).status).toBe(401);
+    }
+  });
+  afterAll(async () => {
+    await cp.stop();
+    cleanup(cp.dataDir);
+  });
+
+  it('is refused further wrong keys with 429 and Retry-After', async () => {
+    const r = await cp.api.withKey('wrong-key').call('GET', '/v1/terminals');
+
+    expect(errorOf(r)).toEqual({ status: 429, code: 'TOO_MANY_FAILED_ATTEMPTS' });
+    expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+  });
+
+  it('still lets a valid key through', async () => {
+    const r = await cp.api.call('GET', '/v1/terminals');
+
+    expect(r.status).toBe(200);
+  });
+});
