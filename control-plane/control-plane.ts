@@ -13,7 +13,11 @@ import { PRODUCT_VERSION } from '../shared/version.js';
 import { AccountService } from './accounts/account-service.js';
 import { ApiKeyAuth } from './api/api-auth.js';
 import { pageOf, type ApiContext } from './api/api-context.js';
-import { installErrorHandling } from './api/http-errors.js';
+import {
+  acceptEmptyJsonBodies,
+  frameworkErrorHandler,
+  installErrorHandling,
+} from './api/http-errors.js';
 import { accountRoutes } from './api/routes-accounts.js';
 import { auditRoutes } from './api/routes-audit.js';
 import { diagnosticRoutes } from './api/routes-diagnostics.js';
@@ -90,8 +94,16 @@ export class ControlPlane {
       options.allowPrivateTargets,
       (jobId) => uploads.streamFor(jobId),
     );
-    this.app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, trustProxy: false });
     const auth = new ApiKeyAuth(this.db);
+    this.app = Fastify({
+      logger: false,
+      bodyLimit: 16 * 1024 * 1024,
+      trustProxy: false,
+      // Ids longer than any real one still reach the routes, which answer 404 after the key.
+      routerOptions: { maxParamLength: 200 },
+      frameworkErrors: frameworkErrorHandler((req) => auth.authenticate(req)),
+    });
+    acceptEmptyJsonBodies(this.app);
     const ctx: ApiContext = {
       db: this.db,
       logger,

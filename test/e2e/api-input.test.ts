@@ -248,6 +248,73 @@ describe('input refused by the API', () => {
       expect((await cp.api.call('GET', `/v1/terminals/${revokedId}`)).body.name).toBe('gone');
     });
   });
+
+  describe('what the framework refuses before a route runs', () => {
+    const longId = `job_${'x'.repeat(300)}`;
+
+    it('answers an id longer than the router takes as 404 NOT_FOUND, in the API shape', async () => {
+      const r = await cp.api.call('GET', `/v1/jobs/${longId}`);
+
+      expect(r.status).toBe(404);
+      expect(r.body).toEqual({
+        error: { code: 'NOT_FOUND', message: 'nothing has this id: it is longer than any id' },
+      });
+    });
+
+    it('asks for the API key before saying so', async () => {
+      const r = await cp.api.withKey('').call('GET', `/v1/jobs/${longId}`);
+
+      expect(r.status).toBe(401);
+      expect(r.body).toEqual({
+        error: { code: 'UNAUTHENTICATED', message: 'missing Authorization: Bearer <API key>' },
+      });
+    });
+
+    it('lets ids of up to 200 characters reach the route', async () => {
+      const id = `job_${'y'.repeat(190)}`;
+      const r = await cp.api.call('GET', `/v1/jobs/${id}`);
+
+      expect(errorOf(r)).toEqual({ status: 404, code: 'NOT_FOUND' });
+      expect(r.body.error.message).toBe(`job ${id} not found`);
+    });
+  });
+
+  describe('an empty body sent as JSON', () => {
+    const json = { 'content-type': 'application/json' };
+
+    it('is no body for DELETE', async () => {
+      const id = (await cp.api.call('POST', '/v1/terminals', { name: 'to-revoke' })).body.id;
+      const r = await cp.api.call('DELETE', `/v1/terminals/${id}`, undefined, json);
+
+      expect(r.status).toBe(204);
+    });
+
+    it('is no body for /cancel and /test', async () => {
+      const job = await cp.api.call('POST', '/v1/jobs', {
+        accountId,
+        request: { method: 'GET', path: '/empty-body' },
+      });
+      const cancel = await cp.api.call('POST', `/v1/jobs/${job.body.id}/cancel`, undefined, json);
+      const test = await cp.api.call('POST', `/v1/accounts/${accountId}/test`, undefined, json);
+
+      expect(cancel.body?.error?.code).not.toBe('INVALID_JSON');
+      expect([200, 202, 409]).toContain(cancel.status);
+      expect(test.status).toBe(200);
+    });
+
+    it('names the missing field where a body is needed; broken JSON is still INVALID_JSON', async () => {
+      const r = await cp.api.call('POST', '/v1/terminals', undefined, json);
+      const bad = await fetch(`${cp.url}/v1/terminals`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${cp.adminKey}`, ...json },
+        body: '{"name":',
+      });
+
+      expect(errorOf(r)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'name' });
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as any).error.code).toBe('INVALID_JSON');
+    });
+  });
 });
 
 describe('an address that sent many wrong API keys', () => {
