@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 
 import { sealSecrets } from '../shared/crypto/sealing.js';
-import { OutpostError } from '../shared/errors.js';
+import { isErrorCode, OutpostError } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
 import { PRODUCT_VERSION } from '../shared/version.js';
 import { ControlPlane } from './control-plane.js';
@@ -59,7 +59,19 @@ program
       maxQueuedPerTerminal: envInt('OUTPOST_MAX_QUEUED_PER_TERMINAL'),
     });
     if (cp.bootstrapKey) process.stdout.write(`Admin API key: ${cp.bootstrapKey}\n`);
-    const url = await cp.listen();
+    let url: string;
+    try {
+      url = await cp.listen();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      throw new OutpostError(
+        'UNAVAILABLE',
+        `port ${opts.port} on ${opts.host} is already in use: stop what listens there,` +
+          ' or pick another port with --port (0 picks a free one)',
+        {},
+        err,
+      );
+    }
     process.stdout.write(`Listening on ${url}\n`);
     let stopping = false;
     const stop = (signal: string) => {
@@ -157,29 +169,52 @@ program
         const apiKey = opts.apiKey ?? process.env.OUTPOST_API_KEY;
         if (!apiKey)
           throw new OutpostError('UNAUTHENTICATED', 'give --api-key or set OUTPOST_API_KEY');
-        const res = await fetch(
-          new URL(`/v1/terminals/${encodeURIComponent(opts.terminal)}`, opts.url),
-          {
-            headers: { authorization: `Bearer ${apiKey}` },
-          },
-        );
-        const body = (await res.json()) as {
-          encryptionKey?: Record<string, unknown>;
-          error?: { message: string };
-        };
-        if (!res.ok || !body.encryptionKey) {
-          throw new OutpostError(
-            'NOT_FOUND',
-            body.error?.message ?? `terminal ${opts.terminal} has no encryption key`,
-          );
-        }
-        jwk = body.encryptionKey;
+        jwk = await fetchEncryptionKey(opts.url, opts.terminal, apiKey);
       }
       process.stdout.write(
         `${await sealSecrets(jwk, secrets as Record<string, unknown>, opts.account)}\n`,
       );
     },
   );
+
+/**
+ * A terminal's encryption key from the API. An error answer keeps the server's own code; a
+ * control plane that cannot be reached is UNAVAILABLE, naming the URL and the reason.
+ */
+async function fetchEncryptionKey(
+  url: string,
+  terminal: string,
+  apiKey: string,
+): Promise<Record<string, unknown>> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(`/v1/terminals/${encodeURIComponent(terminal)}`, url), {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? (err as Error).message;
+    throw new OutpostError(
+      'UNAVAILABLE',
+      `could not reach the control plane at ${url}: ${reason}`,
+      {},
+      err,
+    );
+  }
+  const body = (await res.json().catch(() => ({}))) as {
+    encryptionKey?: Record<string, unknown>;
+    error?: { code?: string; message?: string };
+  };
+  if (res.ok && body.encryptionKey) return body.encryptionKey;
+  const code = body.error?.code;
+  throw new OutpostError(
+    code !== undefined && isErrorCode(code) ? code : res.ok ? 'NOT_FOUND' : 'UNAVAILABLE',
+    body.error?.message ??
+      (res.ok
+        ? `terminal ${terminal} has no encryption key: enroll it first`
+        : `the control plane at ${url} answered HTTP ${res.status}`),
+  );
+}
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];

@@ -2,7 +2,7 @@
  * The control plane process: the store, the HTTP API, the agent channel, the job service and
  * the direct runner, wired together, with an explicit start and a graceful stop.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -63,9 +63,12 @@ export class ControlPlane {
 
   constructor(private readonly options: ControlPlaneOptions) {
     const { logger } = options;
+    // The master key first: a malformed OUTPOST_MASTER_KEY must fail before the store and the
+    // admin key file exist. Only the data dir is made, for a master.key created on first start.
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    const keys = loadMasterKeys(options.dataDir);
     this.db = openDatabase(options.dataDir);
     this.bootstrapKey = this.bootstrap();
-    const keys = loadMasterKeys(options.dataDir);
     const accounts = new AccountService(this.db, keys);
     const spool = new BodySpool(path.join(options.dataDir, 'bodies'));
     this.jobs = new JobService(this.db, spool, logger.child({ component: 'jobs' }), {
