@@ -2,6 +2,7 @@
 import type { AuthType, FieldMap } from '../../shared/accounts.js';
 import { newId } from '../../shared/ids.js';
 import type { Db } from './database.js';
+import { assertPageCursor } from './page-cursor.js';
 
 /** An account as stored. Secrets are either encrypted under the master key or sealed. */
 export interface AccountRecord {
@@ -151,6 +152,7 @@ export function listAccounts(
   after: string | null,
   limit: number,
 ): AccountRecord[] {
+  assertPageCursor(db, 'accounts', workspaceId, after);
   const rows = db
     .prepare(
       `SELECT * FROM accounts WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM accounts WHERE id = ?))

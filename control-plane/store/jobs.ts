@@ -8,6 +8,7 @@ import type { ErrorBody } from '../../shared/errors.js';
 import type { ResponseHeaders } from '../../shared/executor/headers.js';
 import type { JobRequest, JobState } from '../../shared/jobs.js';
 import type { Db } from './database.js';
+import { assertPageCursor } from './page-cursor.js';
 
 type Statement = Database.Statement<unknown[]>;
 
@@ -183,6 +184,7 @@ export function listJobs(
   before: string | null,
   limit: number,
 ): JobRecord[] {
+  assertPageCursor(db, 'jobs', workspaceId, before);
   const rows = stmt(
     db,
     `SELECT ${COLUMNS} FROM jobs WHERE workspace_id = ? AND (? IS NULL OR rowid < (SELECT rowid FROM jobs WHERE id = ?))

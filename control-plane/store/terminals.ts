@@ -3,6 +3,7 @@ import type { JWK } from 'jose';
 
 import { hashToken, newId, newSecretToken } from '../../shared/ids.js';
 import type { Db } from './database.js';
+import { assertPageCursor } from './page-cursor.js';
 
 /** A terminal's lifecycle: pending (not enrolled) → active → revoked. */
 export type TerminalState = 'pending' | 'active' | 'revoked';
@@ -118,6 +119,7 @@ export function listTerminals(
   after: string | null,
   limit: number,
 ): TerminalRecord[] {
+  assertPageCursor(db, 'terminals', workspaceId, after);
   const rows = db
     .prepare(
       `SELECT * FROM terminals WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM terminals WHERE id = ?))

@@ -315,6 +315,26 @@ describe('input refused by the API', () => {
       expect(((await bad.json()) as any).error.code).toBe('INVALID_JSON');
     });
   });
+
+  describe('list cursors', () => {
+    it.each(['/v1/jobs', '/v1/terminals', '/v1/accounts', '/v1/audit'])(
+      'are refused on %s when they name nothing',
+      async (list) => {
+        const r = await cp.api.call('GET', `${list}?cursor=garbage`);
+
+        expect(errorOf(r)).toEqual({ status: 400, code: 'VALIDATION_FAILED', field: 'cursor' });
+      },
+    );
+
+    it.each(['/v1/terminals', '/v1/accounts'])('still page through %s', async (list) => {
+      const first = await cp.api.call('GET', `${list}?limit=1`);
+      const next = await cp.api.call('GET', `${list}?limit=1&cursor=${first.body.nextCursor}`);
+
+      expect(next.status).toBe(200);
+      expect(next.body.items).toHaveLength(1);
+      expect(next.body.items[0].id).not.toBe(first.body.items[0].id);
+    });
+  });
 });
 
 describe('an address that sent many wrong API keys', () => {
