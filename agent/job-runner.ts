@@ -25,6 +25,8 @@ import type { AgentStore } from './agent-store.js';
 import { RequestBodyQueue } from './request-body-queue.js';
 import { jobOfSpoolFile, ResponseSpool, spoolSweeper } from './response-spool.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** How the runner talks to the control plane. */
 export interface RunnerChannel {
   readonly connected: boolean;
@@ -366,13 +368,15 @@ export class JobRunner {
           job.sendOffset = spool.produced;
           continue;
         }
-        const data = await spool.read(
+        const parts = await spool.read(
           job.sendOffset,
           Math.min(CHANNEL_LIMITS.chunkBytes, window - job.sendOffset),
         );
         if (job.epoch !== epoch) return;
-        const frame = encodeBodyFrame(FRAME_KIND.responseBody, job.jobId, job.sendOffset, data);
-        job.sendOffset += data.length;
+        // The header, then the parts copied once into the frame.
+        const header = encodeBodyFrame(FRAME_KIND.responseBody, job.jobId, job.sendOffset, EMPTY);
+        const frame = Buffer.concat([header, ...parts]);
+        job.sendOffset += frame.length - header.length;
         if (!(await channel.sendBinary(frame))) return;
         continue;
       }

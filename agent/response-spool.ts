@@ -19,10 +19,22 @@ const SEGMENT_BYTES = 8 * 1024 * 1024;
  * to this much of a body in memory only, so a body it could lose in a crash is never dropped here.
  */
 export const MEMORY_BYTES = 1024 * 1024;
-/** Bytes last written that are also kept in memory for the upload to read. */
-const RECENT_BYTES = 512 * 1024;
-/** How far the target's body may run ahead of what the control plane confirmed. */
-export const MAX_AHEAD_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes accepted but not yet written to a file before `write` waits for the file: the target is
+ * read on while earlier bytes are written, and small chunks are written together.
+ */
+const QUEUED_BYTES = 1024 * 1024;
+/**
+ * Bytes last written that are also kept in memory for the upload to read. More than the body may
+ * run ahead of what was confirmed (plus a queued write), so that the upload, which sends from
+ * at least the confirmed offset, reads from memory rather than back from the file.
+ */
+const RECENT_BYTES = 10 * 1024 * 1024;
+/**
+ * How far the target's body may run ahead of what the control plane confirmed: enough to keep
+ * the upload busy (the credit window is 8 MB), little enough to stay within `RECENT_BYTES`.
+ */
+export const MAX_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /**
  * Deletes spool files in the background, one at a time: deletions are slow on some disks (a
@@ -70,7 +82,13 @@ export class ResponseSpool {
   private spilled = false;
   private lowestSegment = 0;
   private readonly events = new EventEmitter();
-  private writeChain: Promise<void> = Promise.resolve();
+  /** Bytes accepted for the files and not yet written (they count in `produced` once written). */
+  private queue: Buffer[] = [];
+  private queueBytes = 0;
+  /** The run writing the queue out, while one runs. */
+  private flushing: Promise<void> | undefined;
+  /** Why writing to the files failed; every later write and `flushed` throw it. */
+  private writeError: Error | undefined;
   /**
    * The partly filled segment being appended to, kept open so that a chunk costs one write
    * rather than an open, a write and a close. Closed once full, so that `confirm` never removes
@@ -83,6 +101,8 @@ export class ResponseSpool {
    */
   private recent: Array<{ offset: number; data: Buffer }> = [];
   private recentBytes = 0;
+  /** The segment the upload last read from a file, kept open for its next reads. */
+  private reading: { index: number; handle: Promise<fsp.FileHandle> } | undefined;
 
   /**
    * `legacyDir` is the per-job folder of spools written before files were flat (a result left
@@ -146,54 +166,101 @@ export class ResponseSpool {
     return this.memory && !this.spilled ? Buffer.concat(this.memory, this.produced) : undefined;
   }
 
-  /** Appends bytes; waits first while the body is too far ahead of what was confirmed. */
+  /**
+   * Appends bytes; waits first while the body is too far ahead of what was confirmed, and while
+   * too many bytes wait to be written. Bytes count in `produced` once held (memory or file).
+   */
   async write(data: Buffer, signal: AbortSignal): Promise<void> {
     while (this.produced - this.confirmed > MAX_AHEAD_BYTES && !signal.aborted)
       await this.changed(signal);
+    if (this.writeError) throw this.writeError;
     if (this.memory && !this.spilled && this.produced + data.length <= MEMORY_BYTES) {
       this.memory.push(data);
       this.produced += data.length;
       this.events.emit('change');
       return;
     }
-    const spill = this.memory !== undefined && !this.spilled;
+    // Past memory: the files start with what memory held (written first, see `drain`).
     this.spilled = true;
-    const run = this.writeChain.then(async () => {
-      if (spill && this.memory) {
-        // The body outgrew memory: its file starts with what memory held (readers keep reading
-        // memory until the file has it).
-        await this.store(0, Buffer.concat(this.memory, this.produced));
-        this.memory = undefined;
-      }
-      await this.store(this.produced, data);
-      this.produced += data.length;
-      this.events.emit('change');
-    });
-    this.writeChain = run.catch(() => undefined);
-    await run;
+    this.queue.push(data);
+    this.queueBytes += data.length;
+    this.flushing ??= this.drain().finally(() => (this.flushing = undefined));
+    while (this.queueBytes > QUEUED_BYTES && this.flushing !== undefined) await this.flushing;
+    this.throwIfFailed();
   }
 
-  /** Writes bytes at `offset` (the end of what the segment files hold) into the segments. */
-  private async store(offset: number, data: Buffer): Promise<void> {
+  /** Throws why writing failed, if it did (a method: the check is re-read after awaits). */
+  private throwIfFailed(): void {
+    if (this.writeError) throw this.writeError;
+  }
+
+  /** Writes the queue out, in order, several chunks per write. */
+  private async drain(): Promise<void> {
+    try {
+      if (this.memory) {
+        // Readers keep reading memory until the file holds it.
+        await this.store(0, this.memory);
+        this.memory = undefined;
+      }
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const bytes = await this.store(this.produced, batch);
+        this.queueBytes -= bytes;
+        this.produced += bytes;
+        this.events.emit('change');
+      }
+    } catch (err) {
+      this.writeError = err instanceof Error ? err : new Error(String(err));
+      this.queue = [];
+      this.queueBytes = 0;
+      this.events.emit('change');
+    }
+  }
+
+  /** Resolves once every accepted byte is held; throws when writing them failed. */
+  async flushed(): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing;
+    this.throwIfFailed();
+  }
+
+  /**
+   * Writes chunks at `offset` (the end of what the segment files hold) into the segments, one
+   * gathered write per segment (no copy into one buffer); returns the bytes written.
+   */
+  private async store(offset: number, chunks: Buffer[]): Promise<number> {
     let at = offset;
-    let rest = data;
-    while (rest.length > 0) {
+    let pending = chunks;
+    while (pending.length > 0) {
       const index = Math.floor(at / SEGMENT_BYTES);
-      const room = (index + 1) * SEGMENT_BYTES - at;
-      const part = rest.subarray(0, room);
+      let room = (index + 1) * SEGMENT_BYTES - at;
+      const parts: Buffer[] = [];
+      const rest: Buffer[] = [];
+      for (const chunk of pending) {
+        if (room === 0) rest.push(chunk);
+        else if (chunk.length <= room) {
+          parts.push(chunk);
+          room -= chunk.length;
+        } else {
+          parts.push(chunk.subarray(0, room));
+          rest.push(chunk.subarray(room));
+          room = 0;
+        }
+      }
       if (this.appending?.index !== index) {
         await this.closeAppending();
         const handle = await fsp.open(this.segmentPath(index), 'a', 0o600);
         this.appending = { index, handle };
       }
-      for (let done = 0; done < part.length;) {
-        done += (await this.appending.handle.write(part, done, part.length - done)).bytesWritten;
+      await writeAll(this.appending.handle, parts);
+      for (const part of parts) {
+        this.remember(at, part);
+        at += part.length;
       }
-      this.remember(at, part);
-      at += part.length;
-      rest = rest.subarray(part.length);
+      pending = rest;
       if (at % SEGMENT_BYTES === 0) await this.closeAppending();
     }
+    return at - offset;
   }
 
   private remember(offset: number, data: Buffer): void {
@@ -204,8 +271,8 @@ export class ResponseSpool {
     }
   }
 
-  /** Bytes at `offset` from those held in memory, or undefined when they are not held. */
-  private fromMemory(offset: number, length: number): Buffer | undefined {
+  /** Bytes at `offset` from those held in memory (as parts), or undefined when not all held. */
+  private fromMemory(offset: number, length: number): Buffer[] | undefined {
     if (this.memory) {
       let start = 0;
       const held = this.memory.map((data) => {
@@ -227,7 +294,8 @@ export class ResponseSpool {
 
   /** Marks the body complete. */
   finish(): void {
-    this.writeChain = this.writeChain.then(() => this.closeAppending()).catch(() => undefined);
+    // Only after `flushed`: `produced` is then the whole body.
+    void this.closeAppending().catch(() => undefined);
     this.complete = true;
     this.events.emit('change');
   }
@@ -237,27 +305,40 @@ export class ResponseSpool {
     if (offset <= this.confirmed) return;
     this.confirmed = Math.min(offset, this.produced);
     const keepFrom = Math.floor(this.confirmed / SEGMENT_BYTES);
+    if (this.reading && this.reading.index < keepFrom) this.closeReading();
     for (let i = this.lowestSegment; i < keepFrom; i++) spoolSweeper.add(this.segmentPath(i));
     this.lowestSegment = Math.max(this.lowestSegment, keepFrom);
     this.events.emit('change');
   }
 
-  /** Reads up to `max` bytes at `offset` (which must be at or above `lowestOffset`). */
-  async read(offset: number, max: number): Promise<Buffer> {
+  /**
+   * Reads up to `max` bytes at `offset` (which must be at or above `lowestOffset`), as parts in
+   * order: bytes held in memory are not copied (the caller copies them once, into its frame).
+   */
+  async read(offset: number, max: number): Promise<Buffer[]> {
     const index = Math.floor(offset / SEGMENT_BYTES);
     const within = offset - index * SEGMENT_BYTES;
     const length = Math.min(max, SEGMENT_BYTES - within, this.produced - offset);
-    if (length <= 0) return Buffer.alloc(0);
+    if (length <= 0) return [];
     const held = this.fromMemory(offset, length);
     if (held) return held;
-    const handle = await fsp.open(this.segmentPath(index), 'r');
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buf, 0, length, within);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
+    if (this.reading?.index !== index) {
+      this.closeReading();
+      const handle = fsp.open(this.segmentPath(index), 'r');
+      handle.catch(() => undefined);
+      this.reading = { index, handle };
     }
+    const handle = await this.reading.handle;
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await handle.read(buf, 0, length, within);
+    return [buf.subarray(0, bytesRead)];
+  }
+
+  /** Closes the read handle (its segment is done with, or about to be deleted). */
+  private closeReading(): void {
+    const open = this.reading;
+    this.reading = undefined;
+    void open?.handle.then((h) => h.close()).catch(() => undefined);
   }
 
   /** Resolves on the next change (bytes written, confirmed, completed) or abort. */
@@ -281,8 +362,9 @@ export class ResponseSpool {
   /** Deletes the spool: its files are queued for deletion off the caller's path. */
   async remove(): Promise<void> {
     this.memory = undefined;
+    this.closeReading();
     if (!this.spilled) return;
-    await this.writeChain;
+    await this.flushed().catch(() => undefined);
     await this.closeAppending();
     if (this.legacyDir) {
       spoolSweeper.add(this.legacyDir, true);
@@ -293,12 +375,12 @@ export class ResponseSpool {
   }
 }
 
-/** The bytes [offset, offset + length) from consecutive pieces, or undefined when not all held. */
+/** The bytes [offset, offset + length) of consecutive pieces, or undefined when not all held. */
 function slice(
   pieces: Array<{ offset: number; data: Buffer }>,
   offset: number,
   length: number,
-): Buffer | undefined {
+): Buffer[] | undefined {
   const first = pieces[0];
   if (!first || offset < first.offset) return undefined;
   const until = offset + length;
@@ -311,5 +393,19 @@ function slice(
     at = Math.min(end, until);
     if (at === until) break;
   }
-  return at === until ? Buffer.concat(parts, length) : undefined;
+  return at === until ? parts : undefined;
+}
+
+/** Writes every byte of `parts`, in order, at the end of a file opened for appending. */
+async function writeAll(handle: fsp.FileHandle, parts: Buffer[]): Promise<void> {
+  let rest = parts;
+  while (rest.length > 0) {
+    let written = (await handle.writev(rest)).bytesWritten;
+    // A short write: go on from the first byte not written.
+    while (rest.length > 0 && written >= rest[0]!.length) {
+      written -= rest[0]!.length;
+      rest = rest.slice(1);
+    }
+    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
+  }
 }

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OutpostError } from '../../shared/errors.js';
 import { isFinalState } from '../../shared/jobs.js';
 import { createJobSchema } from '../jobs/job-service.js';
-import { getJob, getJobById, listJobs } from '../store/jobs.js';
+import { getJob, listJobs } from '../store/jobs.js';
 import type { ApiContext } from './api-context.js';
 import { parseInput } from './http-errors.js';
 import { MAX_WAIT_BODY_BYTES, renderFinishedJob, renderJob } from './render.js';
@@ -94,12 +94,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       return s === undefined || isFinalState(s);
     };
     const body = jobs.spool.read(job.id, isComplete, () => jobs.inlineBody(job.id), gone);
-    return reply.status(200).send(
-      toStream(body, () => {
-        const final = getJobById(db, job.id);
-        return final?.state === 'succeeded';
-      }),
-    );
+    return reply.status(200).send(toStream(body, () => jobs.stateOf(job.id) === 'succeeded'));
   });
 
   app.post<{ Params: { id: string } }>('/v1/jobs/:id/cancel', async (req) => {

@@ -20,12 +20,21 @@ import { OutpostError } from '../../shared/errors.js';
  */
 export const MEMORY_BYTES = 1024 * 1024;
 
+/**
+ * Bytes last written to a body's file that are also kept for its readers, so that a reader that
+ * keeps up is handed the chunks as they came instead of reading them back from the file.
+ */
+const RECENT_BYTES = 4 * 1024 * 1024;
+
 interface OpenSpool {
   /** The body's bytes while it is in memory; undefined once it went to the file. */
   memory: Buffer[] | undefined;
   stream: WriteStream | undefined;
   size: number;
   pending: Promise<void>;
+  /** The chunks last written to the file, with their offsets (see `RECENT_BYTES`). */
+  recent: Array<{ offset: number; data: Buffer }>;
+  recentBytes: number;
 }
 
 /** Appends and reads job bodies under one folder. */
@@ -74,6 +83,8 @@ export class BodySpool {
         stream: undefined,
         size,
         pending: Promise.resolve(),
+        recent: [],
+        recentBytes: 0,
       };
       this.open.set(jobId, o);
     }
@@ -106,6 +117,7 @@ export class BodySpool {
       if (part === undefined) return;
       spool.stream ??= createWriteStream(this.pathOf(jobId), { flags: 'a', mode: 0o600 });
       await writeTo(spool.stream, part);
+      remember(spool, spool.size, part);
       spool.size += part.length;
       this.events.emit(jobId);
     });
@@ -203,14 +215,13 @@ export class BodySpool {
     isComplete: () => boolean,
     stored: () => Buffer | undefined,
     signal: AbortSignal,
-    chunkBytes = 256 * 1024,
+    chunkBytes = 1024 * 1024,
   ): AsyncGenerator<Buffer> {
     let offset = 0;
     let handle: fsp.FileHandle | undefined;
     try {
       for (;;) {
         if (signal.aborted) return;
-        const complete = isComplete();
         const o = this.open.get(jobId);
         if (o?.memory && offset < o.size) {
           // Copied out: the held parts stay the spool's, and may be resliced or dropped.
@@ -221,6 +232,12 @@ export class BodySpool {
           continue;
         }
         const size = o?.memory ? 0 : this.size(jobId);
+        const recent = o && offset < size ? recentAt(o, offset, chunkBytes) : undefined;
+        if (recent) {
+          offset += recent.length;
+          yield recent;
+          continue;
+        }
         if (offset < size) {
           handle ??= await fsp.open(this.pathOf(jobId), 'r');
           const buf = Buffer.allocUnsafe(Math.min(chunkBytes, size - offset));
@@ -230,7 +247,10 @@ export class BodySpool {
           yield buf.subarray(0, bytesRead);
           continue;
         }
-        if (complete) {
+        // Asked only once all that is held was read: a body stored with the job, or the file's
+        // last bytes, are then read on the next turn (a state is final only after its bytes).
+        if (isComplete()) {
+          if (offset < this.size(jobId)) continue;
           const body = stored();
           for (let at = offset; body && at < body.length; at += chunkBytes) {
             yield body.subarray(at, at + chunkBytes);
@@ -268,4 +288,23 @@ function writeTo(stream: WriteStream, data: Buffer): Promise<void> {
   return new Promise<void>((resolve, reject) =>
     stream.write(data, (err) => (err ? reject(err) : resolve())),
   );
+}
+
+/** Keeps a chunk just written for readers, dropping the oldest past `RECENT_BYTES`. */
+function remember(spool: OpenSpool, offset: number, data: Buffer): void {
+  spool.recent.push({ offset, data });
+  spool.recentBytes += data.length;
+  while (spool.recentBytes - spool.recent[0]!.data.length >= RECENT_BYTES) {
+    spool.recentBytes -= spool.recent.shift()!.data.length;
+  }
+}
+
+/** Up to `max` bytes at `offset` from the recent chunks (not copied), or undefined. */
+function recentAt(spool: OpenSpool, offset: number, max: number): Buffer | undefined {
+  for (const { offset: start, data } of spool.recent) {
+    if (offset >= start && offset < start + data.length) {
+      return data.subarray(offset - start, Math.min(data.length, offset - start + max));
+    }
+  }
+  return undefined;
 }

@@ -314,6 +314,11 @@ export class JobService {
         retryIn = Math.min(retryIn, wait);
         continue;
       }
+      if (Date.parse(job.deadlineAt) <= Date.now()) {
+        // Its deadline passed while it waited: it must not reach the target any more.
+        this.expire(job.id);
+        continue;
+      }
       if (!transitionJob(this.db, job.id, ['queued'], 'dispatched')) continue;
       this.limiter.record(job.accountId);
       running.add(job.id);
@@ -382,6 +387,10 @@ export class JobService {
         continue;
       }
       this.directQueue.splice(i, 1);
+      if (Date.parse(job.deadlineAt) <= Date.now()) {
+        this.expire(job.id);
+        continue;
+      }
       if (!transitionJob(this.db, job.id, ['queued'], 'running')) continue;
       this.limiter.record(job.accountId);
       const controller = new AbortController();
@@ -584,6 +593,7 @@ export class JobService {
 
   /** The current state of a job. */
   stateOf(jobId: string): JobState | undefined {
-    return getJobById(this.db, jobId)?.state;
+    // Asked per chunk by body readers: read the state alone, not the whole row.
+    return getJobOwnerState(this.db, jobId)?.state;
   }
 }

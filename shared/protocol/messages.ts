@@ -26,10 +26,16 @@ export const CLOSE_CODES = {
 export const CHANNEL_LIMITS = {
   /** Largest message accepted (JSON or binary), in bytes. */
   maxPayloadBytes: 16 * 1024 * 1024,
-  /** Largest binary body chunk a sender produces. */
-  chunkBytes: 256 * 1024,
-  /** Bytes of body a sender may have in flight beyond what the receiver confirmed. */
-  creditWindowBytes: 4 * 1024 * 1024,
+  /**
+   * Largest binary body chunk a sender produces: large enough that per-frame costs (a credit
+   * message, a file write, a wake-up) are small next to the bytes, small next to the window.
+   */
+  chunkBytes: 1024 * 1024,
+  /**
+   * Bytes of body a sender may have in flight beyond what the receiver confirmed: a few chunks,
+   * so that the pipe stays full while credit travels back.
+   */
+  creditWindowBytes: 8 * 1024 * 1024,
 } as const;
 
 const errorBody = z.object({ code: z.string(), message: z.string(), field: z.string().optional() });
