@@ -125,6 +125,7 @@ export function insertJob(
     | 'deadlineAt'
   >,
 ): JobRecord {
+  const createdAt = new Date().toISOString();
   stmt(
     db,
     `INSERT INTO jobs (id, workspace_id, account_id, terminal_id, state, request, request_body_upload, idempotency_key,
@@ -137,10 +138,22 @@ export function insertJob(
     JSON.stringify(j.request),
     j.requestBodyUpload ? 1 : 0,
     j.idempotencyKey,
-    new Date().toISOString(),
+    createdAt,
     j.deadlineAt,
   );
-  return getJobById(db, j.id)!;
+  // The record as stored, without reading it back (every job is created on the request's path).
+  return {
+    ...j,
+    state: 'queued',
+    createdAt,
+    dispatchedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    responseStatus: null,
+    responseHeaders: null,
+    bodyBytes: 0,
+    error: null,
+  };
 }
 
 /** A job of a workspace, or undefined. */
