@@ -29,12 +29,12 @@ const QUEUED_BYTES = 1024 * 1024;
  * run ahead of what was confirmed (plus a queued write), so that the upload, which sends from
  * at least the confirmed offset, reads from memory rather than back from the file.
  */
-const RECENT_BYTES = 10 * 1024 * 1024;
+const RECENT_BYTES = 6 * 1024 * 1024;
 /**
  * How far the target's body may run ahead of what the control plane confirmed: enough to keep
  * the upload busy (the credit window is 8 MB), little enough to stay within `RECENT_BYTES`.
  */
-export const MAX_AHEAD_BYTES = 8 * 1024 * 1024;
+export const MAX_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * Deletes spool files in the background, one at a time: deletions are slow on some disks (a
