@@ -226,27 +226,31 @@ export class JobService {
     const deadlineAt = new Date(
       Date.now() + (input.timeoutMs ?? DEFAULT_JOB_TIMEOUT_MS),
     ).toISOString();
-    const job = insertJob(this.db, {
-      id: newId('job'),
-      workspaceId,
-      accountId: account.id,
-      terminalId: account.terminalId,
-      request: input.request,
-      requestBodyUpload: input.requestBodyUpload ?? false,
-      idempotencyKey: idempotencyKey ?? null,
-      deadlineAt,
-    });
-    recordAudit(this.db, workspaceId, {
-      actor,
-      action: 'job.create',
-      targetType: 'job',
-      targetId: job.id,
-      details: {
+    // The job and its audit row in one commit: one write to the log instead of two.
+    const job = this.db.transaction(() => {
+      const created = insertJob(this.db, {
+        id: newId('job'),
+        workspaceId,
         accountId: account.id,
         terminalId: account.terminalId,
-        method: input.request.method,
-      },
-    });
+        request: input.request,
+        requestBodyUpload: input.requestBodyUpload ?? false,
+        idempotencyKey: idempotencyKey ?? null,
+        deadlineAt,
+      });
+      recordAudit(this.db, workspaceId, {
+        actor,
+        action: 'job.create',
+        targetType: 'job',
+        targetId: created.id,
+        details: {
+          accountId: account.id,
+          terminalId: account.terminalId,
+          method: input.request.method,
+        },
+      });
+      return created;
+    })();
     this.armDeadline(job);
     if (!job.requestBodyUpload) this.enqueue(job);
     return { job, created: true };
@@ -303,7 +307,7 @@ export class JobService {
     // Accounts read once per pass: the jobs of one pass mostly share a few accounts.
     const accounts = new Map<string, AccountRecord | undefined>();
     let retryIn = Infinity;
-    for (const job of queuedJobsOfTerminal(this.db, terminalId, Math.max(limit * 2, 64))) {
+    for (const job of this.queuedPages(terminalId, limit - running.size)) {
       if (running.size >= limit) break;
       if (blocked.has(job.accountId)) continue;
       if (job.requestBodyUpload && !this.uploads.has(job.id)) continue;
@@ -336,6 +340,23 @@ export class JobService {
       this.events.emit(job.id);
     }
     if (retryIn !== Infinity) this.schedulePump(terminalId, retryIn);
+  }
+
+  /**
+   * The queued jobs of a terminal, oldest first: a page about the size of the free slots (a
+   * finished job frees one, and reading and parsing every queued row each time would cost more
+   * than the job), then, when the pass is not done with those (jobs held by a rate limit or an
+   * upload), up to 500.
+   */
+  private *queuedPages(terminalId: string, free: number): Generator<JobRecord> {
+    const first = free + 16;
+    const page = queuedJobsOfTerminal(this.db, terminalId, first);
+    yield* page;
+    if (page.length < first) return;
+    const seen = new Set(page.map((j) => j.id));
+    for (const job of queuedJobsOfTerminal(this.db, terminalId, 500)) {
+      if (!seen.has(job.id)) yield job;
+    }
   }
 
   private rateWait(job: JobRecord, accounts?: Map<string, AccountRecord | undefined>): number {
