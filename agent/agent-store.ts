@@ -77,6 +77,9 @@ export class AgentStore {
   readonly dataDir: string;
   private readonly key: AtRestKey;
   private readonly journalStatements = new Map<string, Database.Statement<unknown[]>>();
+  /** Acknowledgements not yet written (see `journalAck`). */
+  private pendingAcks: string[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
 
   constructor(dataDir: string) {
     this.dataDir = dataDir;
@@ -112,6 +115,7 @@ export class AgentStore {
   }
 
   close(): void {
+    this.flushAcks();
     this.db.close();
   }
 
@@ -363,9 +367,28 @@ export class AgentStore {
     );
   }
 
-  /** The control plane stored the result: the job is done for good (its body is let go). */
+  /**
+   * The control plane stored the result: the job is done for good (its body is let go). Written
+   * a few milliseconds later, together with the acknowledgements that came meanwhile, in one
+   * commit: an acknowledgement lost in a crash only means the result is sent again after the
+   * restart, and the control plane, which holds it, acknowledges it again.
+   */
   journalAck(jobId: string): void {
-    this.journalStatement('UPDATE journal SET acked = 1, body = NULL WHERE job_id = ?').run(jobId);
+    this.pendingAcks.push(jobId);
+    this.ackTimer ??= setTimeout(() => this.flushAcks(), 5);
+  }
+
+  /** Writes the pending acknowledgements. */
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const ids = this.pendingAcks;
+    if (ids.length === 0) return;
+    this.pendingAcks = [];
+    const ack = this.journalStatement('UPDATE journal SET acked = 1, body = NULL WHERE job_id = ?');
+    this.db.transaction(() => {
+      for (const id of ids) ack.run(id);
+    })();
   }
 
   /** A journal entry. */
