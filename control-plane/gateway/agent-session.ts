@@ -232,6 +232,7 @@ export class AgentSession {
    * not exist, is a protocol error: a terminal only ever hears of its own jobs.
    */
   private ownsOpenJob(jobId: string): boolean {
+    if (this.deps.jobs.isInFlightOn(this.terminal.id, jobId)) return true;
     const job = getJobOwnerState(this.deps.db, jobId);
     if (job?.terminalId !== this.terminal.id) {
       throw new OutpostError('PROTOCOL_ERROR', `job ${jobId} is not a job of this terminal`);

@@ -570,6 +570,14 @@ export class JobService {
       this.runningSet(terminalId).delete(jobId);
   }
 
+  /**
+   * True when a job was dispatched to a terminal and is not final: the in-memory set that frees
+   * capacity, kept with every stored change, so messages of a running job need no read.
+   */
+  isInFlightOn(terminalId: string, jobId: string): boolean {
+    return this.running.get(terminalId)?.has(jobId) ?? false;
+  }
+
   /** In-flight jobs of a terminal as the store knows them (for a reconnect). */
   inFlight(terminalId: string): JobRecord[] {
     return inFlightJobsOfTerminal(this.db, terminalId);
