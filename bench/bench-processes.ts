@@ -4,7 +4,7 @@
  * grow the process that measures.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -22,6 +22,20 @@ process.on('exit', () => {
 /** A fresh temporary folder under the system's temp dir. */
 export function benchDir(prefix: string): string {
   return mkdtempSync(path.join(tmpdir(), `outpost-bench-${prefix}-`));
+}
+
+/**
+ * The same process, with its data folder deleted once it stopped (a stream run leaves a 1 GB
+ * body there); `OUTPOST_BENCH_KEEP=1` keeps the folders, with their logs, for a look afterwards.
+ */
+export function deletingDirOnStop<T extends BenchProc>(proc: T, dir: string): T {
+  return {
+    ...proc,
+    stop: async () => {
+      await proc.stop();
+      if (process.env.OUTPOST_BENCH_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A child process whose output goes to a log file. */
@@ -119,7 +133,7 @@ export async function startBenchControlPlane(
     const text = await res.text();
     return { status: res.status, body: text === '' ? null : JSON.parse(text) };
   };
-  return { ...proc, url, adminKey, dataDir, call };
+  return deletingDirOnStop({ ...proc, url, adminKey, dataDir, call }, dataDir);
 }
 
 /** Creates a terminal, enrolls a data dir with the real CLI, runs the agent until online. */
@@ -157,5 +171,5 @@ export async function startBenchAgent(
     const t = await cp.call('GET', `/v1/terminals/${terminalId}`);
     return t.body.status === 'online' ? true : undefined;
   });
-  return { ...proc, terminalId, dataDir };
+  return deletingDirOnStop({ ...proc, terminalId, dataDir }, dataDir);
 }

@@ -1,7 +1,13 @@
 /** Starts the target API process of the benchmarks (see target-server.ts). */
 import path from 'node:path';
 
-import { benchDir, pollFor, spawnLogged, type BenchProc } from './bench-processes.js';
+import {
+  benchDir,
+  deletingDirOnStop,
+  pollFor,
+  spawnLogged,
+  type BenchProc,
+} from './bench-processes.js';
 
 /** A running target with its base URL. */
 export interface BenchTarget extends BenchProc {
@@ -20,5 +26,5 @@ export async function startTarget(): Promise<BenchTarget> {
     if (proc.child.exitCode !== null) throw new Error(`target exited: ${proc.log()}`);
     return /Target on (http:\/\/127\.0\.0\.1:\d+)/.exec(proc.log())?.[1];
   });
-  return { ...proc, url };
+  return deletingDirOnStop({ ...proc, url }, dir);
 }
