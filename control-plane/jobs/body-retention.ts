@@ -21,9 +21,13 @@ export function startBodyRetention(
   const finishedBefore = db.prepare(
     "SELECT finished_at FROM jobs WHERE id = ? AND state IN ('succeeded','failed','cancelled','timed_out')",
   );
+  const dropInline = db.prepare(
+    'UPDATE jobs SET body_inline = NULL WHERE body_inline IS NOT NULL AND finished_at < ?',
+  );
   const sweep = () => {
     const cutoff = Date.now() - retentionMs;
-    let removed = 0;
+    // Small bodies live in the job's row rather than in a file: they age out the same way.
+    let removed = dropInline.run(new Date(cutoff).toISOString()).changes;
     for (const file of readdirSync(dir)) {
       const jobId = file.endsWith('.body') ? file.slice(0, -5) : undefined;
       if (!jobId) continue;

@@ -15,7 +15,7 @@ describe('body retention on the control plane', () => {
   const dirs: string[] = [];
   afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-  it('deletes the bodies of jobs that ended before the retention period and keeps the others', async () => {
+  it('deletes the bodies (files and rows) of jobs that ended before the retention period, keeping others', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'outpost-retention-'));
     dirs.push(dir);
     const db = openDatabase(dir);
@@ -35,12 +35,14 @@ describe('body retention on the control plane', () => {
     const old = job('job_00000000000000000000000000000001');
     const running = job('job_00000000000000000000000000000002');
     for (const j of [old, running]) {
-      await spool.append(j.id, 0, Buffer.from('body'));
+      // Past the size kept in memory, so that each body has its file.
+      await spool.append(j.id, 0, Buffer.alloc(2 * 1024 * 1024, 1));
       await spool.close(j.id);
     }
     finishJob(db, old.id, 'succeeded', null, 4);
-    db.prepare('UPDATE jobs SET finished_at = ? WHERE id = ?').run(
+    db.prepare('UPDATE jobs SET finished_at = ?, body_inline = ? WHERE id = ?').run(
       '2020-01-01T00:00:00.000Z',
+      Buffer.from('small body kept in the row'),
       old.id,
     );
 
@@ -55,6 +57,9 @@ describe('body retention on the control plane', () => {
     await new Promise((r) => setTimeout(r, 100));
     stop();
     expect(existsSync(spool.pathOf(old.id))).toBe(false);
+    expect(
+      db.prepare('SELECT COUNT(*) AS n FROM jobs WHERE body_inline IS NOT NULL').get(),
+    ).toEqual({ n: 0 });
     expect(existsSync(spool.pathOf(running.id))).toBe(true);
     db.close();
   });
