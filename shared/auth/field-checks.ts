@@ -4,20 +4,7 @@
  */
 import type { FieldMap } from '../accounts.js';
 import { OutpostError } from '../errors.js';
-import { assertHeader } from '../executor/headers.js';
-
-/** Headers that frame the request; an account may not set them. */
-const FRAMING_HEADERS = new Set([
-  'host',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'upgrade',
-  'keep-alive',
-  'te',
-  'trailer',
-  'expect',
-]);
+import { assertHeader, isForbiddenRequestHeader } from '../executor/headers.js';
 
 function codeOf(kind: 'secrets' | 'settings'): 'INVALID_SECRET' | 'INVALID_SETTING' {
   return kind === 'secrets' ? 'INVALID_SECRET' : 'INVALID_SETTING';
@@ -115,7 +102,7 @@ export function readHeaderMap(
       throw new OutpostError(codeOf(kind), (err as Error).message, { field: at }, err);
     }
     const lower = name.toLowerCase();
-    if (FRAMING_HEADERS.has(lower) || lower.startsWith('proxy-')) {
+    if (isForbiddenRequestHeader(lower)) {
       throw new OutpostError(codeOf(kind), `${at}: Outpost frames the request itself`, {
         field: at,
       });
