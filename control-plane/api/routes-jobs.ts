@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { OutpostError } from '../../shared/errors.js';
 import { isFinalState } from '../../shared/jobs.js';
-import { createJobSchema } from '../jobs/job-service.js';
+import { createJobSchema } from '../jobs/job-intake.js';
 import { getJob, listJobs } from '../store/jobs.js';
 import type { ApiContext } from './api-context.js';
 import { parseInput } from './http-errors.js';

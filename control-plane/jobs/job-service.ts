@@ -5,18 +5,13 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { z } from 'zod';
-
 import type { ErrorBody } from '../../shared/errors.js';
 import { OutpostError } from '../../shared/errors.js';
-import { checkJobHeaders, type ResponseHeaders } from '../../shared/executor/headers.js';
-import { inlineBody } from '../../shared/executor/request-body.js';
-import { buildTargetUrl, parseAccountBase } from '../../shared/executor/target-url.js';
+import type { ResponseHeaders } from '../../shared/executor/headers.js';
 import { newId } from '../../shared/ids.js';
 import {
   DEFAULT_JOB_TIMEOUT_MS,
   isFinalState,
-  jobRequestSchema,
   type JobOutcome,
   type JobState,
 } from '../../shared/jobs.js';
@@ -43,23 +38,9 @@ import {
 import { getTerminalById } from '../store/terminals.js';
 import type { BodySpool } from './body-spool.js';
 import { assertSameJobForKey } from './idempotency.js';
+import { checkNewJob, type NewJobInput } from './job-intake.js';
 import { RateLimiter, rateLimitOf } from './rate-limiter.js';
 import type { RequestUploads } from './request-uploads.js';
-
-/** The body of `POST /v1/jobs`. */
-export const createJobSchema = z
-  .object({
-    accountId: z.string().min(1),
-    request: jobRequestSchema,
-    timeoutMs: z
-      .number()
-      .int()
-      .min(100)
-      .max(24 * 3600_000)
-      .optional(),
-    requestBodyUpload: z.boolean().optional(),
-  })
-  .strict();
 
 /** How the job service reaches terminals (implemented by the agent gateway). */
 export interface TerminalLink {
@@ -163,7 +144,7 @@ export class JobService {
   /** Creates a job (or returns the one created with the same idempotency key). */
   create(
     workspaceId: string,
-    input: z.infer<typeof createJobSchema>,
+    input: NewJobInput,
     idempotencyKey: string | undefined,
     actor: string,
   ): { job: JobRecord; created: boolean } {
@@ -179,40 +160,7 @@ export class JobService {
         return { job: existing, created: false };
       }
     }
-    const account = getAccount(this.db, workspaceId, input.accountId);
-    if (!account)
-      throw new OutpostError('NOT_FOUND', `account ${input.accountId} not found`, {
-        field: 'accountId',
-      });
-    // A revoked terminal never takes a job again: say so now rather than time out later.
-    if (account.terminalId && getTerminalById(this.db, account.terminalId)?.state === 'revoked') {
-      throw new OutpostError(
-        'CONFLICT',
-        `terminal ${account.terminalId} was revoked: bind account ${account.id} to another` +
-          ' terminal (PATCH /v1/accounts/:id with terminalId)',
-        { field: 'accountId' },
-      );
-    }
-    // Refuse what can never run now, with a 400, rather than as a failed job later.
-    buildTargetUrl(
-      parseAccountBase(account.host, account.port),
-      input.request.path,
-      input.request.query,
-    );
-    const headers = checkJobHeaders(input.request.headers);
-    if (
-      input.requestBodyUpload &&
-      (input.request.body !== undefined || input.request.bodyBase64 !== undefined)
-    ) {
-      throw new OutpostError(
-        'VALIDATION_FAILED',
-        'requestBodyUpload jobs take their body from the upload, not inline',
-        {
-          field: 'requestBodyUpload',
-        },
-      );
-    }
-    inlineBody(input.request, headers);
+    const account = checkNewJob(this.db, workspaceId, input);
     if (account.terminalId) {
       const queued = countQueued(this.db, account.terminalId);
       if (queued >= this.options.maxQueuedPerTerminal) {
