@@ -114,7 +114,7 @@ export class AgentDaemon {
     this.connection.start();
     this.state = 'running';
     this.pruneTimer = setInterval(
-      () => store.pruneJournal(new Date(Date.now() - 7 * 86_400_000).toISOString()),
+      () => store.journal.prune(new Date(Date.now() - 7 * 86_400_000).toISOString()),
       3600_000,
     );
     this.pruneTimer.unref();

@@ -11,10 +11,9 @@ import type { JWK } from 'jose';
 
 import type { AccountDescriptor, FieldMap } from '../shared/accounts.js';
 import { decryptAtRest, encryptAtRest, type AtRestKey } from '../shared/crypto/aes-gcm.js';
-import type { ErrorBody } from '../shared/errors.js';
-import type { ResponseHeaders } from '../shared/executor/headers.js';
 import { registerSecrets } from '../shared/logger.js';
 import { loadLocalKey } from './local-key.js';
+import { JobJournal } from './job-journal.js';
 import { openDatabase } from './sea/native-sqlite.js';
 
 const SCHEMA = [
@@ -48,23 +47,6 @@ export interface AgentIdentity {
   encryptionPublicJwk: JWK;
 }
 
-/** One journal entry: a job the agent received. */
-export interface JournalEntry {
-  jobId: string;
-  accountId: string;
-  state: 'running' | 'finished';
-  receivedAt: string;
-  finishedAt: string | null;
-  outcomeState: 'succeeded' | 'failed' | 'cancelled' | 'timed_out' | null;
-  error: ErrorBody | null;
-  status: number | null;
-  headers: ResponseHeaders | null;
-  bodyBytes: number;
-  acked: boolean;
-  /** The body of a finished job that never left memory, else null (it is in spool files). */
-  body: Buffer | null;
-}
-
 /** A held account: descriptor, secrets (decrypted on demand) and the terminal's warnings. */
 export interface HeldAccount {
   descriptor: AccountDescriptor;
@@ -76,10 +58,8 @@ export class AgentStore {
   readonly db: Database.Database;
   readonly dataDir: string;
   private readonly key: AtRestKey;
-  private readonly journalStatements = new Map<string, Database.Statement<unknown[]>>();
-  /** Acknowledgements not yet written (see `journalAck`). */
-  private pendingAcks: string[] = [];
-  private ackTimer: NodeJS.Timeout | undefined;
+  /** Jobs received, their outcomes, and results not yet acknowledged. */
+  readonly journal: JobJournal;
 
   constructor(dataDir: string) {
     this.dataDir = dataDir;
@@ -99,23 +79,11 @@ export class AgentStore {
       if (hasBody && sql.startsWith('ALTER TABLE journal ADD COLUMN body ')) continue;
       this.db.exec(sql);
     }
-  }
-
-  /**
-   * A journal statement, prepared once: jobs run several of them each, and preparing costs more
-   * than running them.
-   */
-  private journalStatement(sql: string): Database.Statement<unknown[]> {
-    let s = this.journalStatements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.journalStatements.set(sql, s);
-    }
-    return s;
+    this.journal = new JobJournal(this.db);
   }
 
   close(): void {
-    this.flushAcks();
+    this.journal.flush();
     this.db.close();
   }
 
@@ -321,113 +289,6 @@ export class AgentStore {
       .run(accountId, this.encrypt(state, `auth-state:${accountId}`));
   }
 
-  // ---- journal ----
-
-  /**
-   * Records a job before it runs. Returns false when the job id is already in the journal: a
-   * job delivered twice runs once.
-   */
-  journalStart(jobId: string, accountId: string): boolean {
-    const res = this.journalStatement(
-      "INSERT OR IGNORE INTO journal (job_id, account_id, state, received_at) VALUES (?, ?, 'running', ?)",
-    ).run(jobId, accountId, new Date().toISOString());
-    return res.changes === 1;
-  }
-
-  /** True when a job is in the journal (it ran, or runs, here). */
-  journalHas(jobId: string): boolean {
-    return this.journalStatement('SELECT 1 FROM journal WHERE job_id = ?').get(jobId) !== undefined;
-  }
-
-  /**
-   * Records how a job ended (before the result is sent), with the head of the target's answer
-   * and, when the body never left memory, the body: a result not yet acknowledged is resent from
-   * here after a restart. (A job still running at a restart is not resent, so the head is only
-   * needed here.)
-   */
-  journalFinish(
-    jobId: string,
-    outcome: { state: JournalEntry['outcomeState']; error: ErrorBody | null; bodyBytes: number },
-    head: { status: number; headers: ResponseHeaders } | null = null,
-    body: Buffer | null = null,
-  ): void {
-    this.journalStatement(
-      `UPDATE journal SET state = 'finished', finished_at = ?, outcome_state = ?, error = ?, body_bytes = ?,
-         status = COALESCE(?, status), headers = COALESCE(?, headers), body = ?
-       WHERE job_id = ? AND state = 'running'`,
-    ).run(
-      new Date().toISOString(),
-      outcome.state,
-      outcome.error ? JSON.stringify(outcome.error) : null,
-      outcome.bodyBytes,
-      head?.status ?? null,
-      head ? JSON.stringify(head.headers) : null,
-      body,
-      jobId,
-    );
-  }
-
-  /**
-   * The control plane stored the result: the job is done for good (its body is let go). Written
-   * a few milliseconds later, together with the acknowledgements that came meanwhile, in one
-   * commit: an acknowledgement lost in a crash only means the result is sent again after the
-   * restart, and the control plane, which holds it, acknowledges it again.
-   */
-  journalAck(jobId: string): void {
-    this.pendingAcks.push(jobId);
-    this.ackTimer ??= setTimeout(() => this.flushAcks(), 5);
-  }
-
-  /** Writes the pending acknowledgements. */
-  private flushAcks(): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    const ids = this.pendingAcks;
-    if (ids.length === 0) return;
-    this.pendingAcks = [];
-    const ack = this.journalStatement('UPDATE journal SET acked = 1, body = NULL WHERE job_id = ?');
-    this.db.transaction(() => {
-      for (const id of ids) ack.run(id);
-    })();
-  }
-
-  /** A journal entry. */
-  journalEntry(jobId: string): JournalEntry | undefined {
-    const r = this.journalStatement('SELECT * FROM journal WHERE job_id = ?').get(jobId) as
-      JournalRow | undefined;
-    return r ? fromJournalRow(r) : undefined;
-  }
-
-  /** Jobs not yet acknowledged: running, or finished with a result to (re)send. */
-  unackedJobs(): JournalEntry[] {
-    return (
-      this.journalStatement(
-        'SELECT * FROM journal WHERE acked = 0 ORDER BY rowid',
-      ).all() as JournalRow[]
-    ).map(fromJournalRow);
-  }
-
-  /** Counts of finished jobs since a time. */
-  jobCounts(since: string): { succeeded: number; failed: number } {
-    const rows = this.db
-      .prepare(
-        "SELECT outcome_state AS s, COUNT(*) AS n FROM journal WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state",
-      )
-      .all(since) as Array<{ s: string; n: number }>;
-    let succeeded = 0;
-    let failed = 0;
-    for (const r of rows) {
-      if (r.s === 'succeeded') succeeded += r.n;
-      else failed += r.n;
-    }
-    return { succeeded, failed };
-  }
-
-  /** Forgets acknowledged jobs older than a time. */
-  pruneJournal(before: string): void {
-    this.db.prepare('DELETE FROM journal WHERE acked = 1 AND received_at < ?').run(before);
-  }
-
   // ---- allowlist ----
 
   allowlist(): Array<{ host: string; port: number | null }> {
@@ -492,34 +353,5 @@ export class AgentStore {
   }
 }
 
-interface JournalRow {
-  job_id: string;
-  account_id: string;
-  state: 'running' | 'finished';
-  received_at: string;
-  finished_at: string | null;
-  outcome_state: JournalEntry['outcomeState'];
-  error: string | null;
-  status: number | null;
-  headers: string | null;
-  body_bytes: number;
-  acked: number;
-  body: Buffer | null;
-}
-
-function fromJournalRow(r: JournalRow): JournalEntry {
-  return {
-    jobId: r.job_id,
-    accountId: r.account_id,
-    state: r.state,
-    receivedAt: r.received_at,
-    finishedAt: r.finished_at,
-    outcomeState: r.outcome_state,
-    error: r.error ? (JSON.parse(r.error) as ErrorBody) : null,
-    status: r.status,
-    headers: r.headers ? (JSON.parse(r.headers) as ResponseHeaders) : null,
-    bodyBytes: r.body_bytes,
-    acked: r.acked === 1,
-    body: r.body,
-  };
-}
+/** A journal entry (kept here for the modules that import it from the store). */
+export type { JournalEntry } from './job-journal.js';

@@ -103,7 +103,7 @@ export class JobRunner {
    * was not acknowledged are reloaded to be sent again.
    */
   recover(): void {
-    const unacked = this.options.store.unackedJobs();
+    const unacked = this.options.store.journal.unacked();
     // Files of acknowledged jobs whose deletion the last run did not get to.
     const kept = new Set(unacked.filter((e) => e.state === 'finished').map((e) => e.jobId));
     for (const name of readdirSync(this.spoolRoot)) {
@@ -114,7 +114,7 @@ export class JobRunner {
       if (lost) {
         // What was spooled of a lost job's body is not an answer (its files were queued for
         // deletion above): only its failure is reported.
-        this.options.store.journalFinish(entry.jobId, {
+        this.options.store.journal.finish(entry.jobId, {
           state: 'failed',
           error: {
             code: 'AGENT_LOST_JOB',
@@ -124,7 +124,7 @@ export class JobRunner {
           bodyBytes: 0,
         });
       }
-      const finished = this.options.store.journalEntry(entry.jobId)!;
+      const finished = this.options.store.journal.entry(entry.jobId)!;
       const spool = finished.body
         ? ResponseSpool.fromJournal(this.spoolRoot, entry.jobId, finished.body)
         : ResponseSpool.reopen(this.spoolRoot, entry.jobId, lost ? 0 : finished.bodyBytes);
@@ -198,8 +198,8 @@ export class JobRunner {
     const i = this.waiting.findIndex((w) => w.jobId === jobId);
     if (i >= 0) {
       this.waiting.splice(i, 1);
-      this.options.store.journalStart(jobId, 'unknown');
-      this.options.store.journalFinish(jobId, {
+      this.options.store.journal.start(jobId, 'unknown');
+      this.options.store.journal.finish(jobId, {
         state: 'cancelled',
         error: { code: 'CANCELLED', message: 'the job was cancelled' },
         bodyBytes: 0,
@@ -221,7 +221,7 @@ export class JobRunner {
       return;
     }
     if (this.waiting.some((w) => w.jobId === message.jobId)) return;
-    if (this.options.store.journalHas(message.jobId)) {
+    if (this.options.store.journal.has(message.jobId)) {
       // Delivered again (a reconnect): it ran, or runs, once. Its result is resent on resume.
       this.options.logger.info('job delivered again; not running it twice', {
         jobId: message.jobId,
@@ -238,7 +238,7 @@ export class JobRunner {
 
   private async run(message: StartMessage): Promise<void> {
     const { store, accounts, logger } = this.options;
-    if (!store.journalStart(message.jobId, message.accountId)) return;
+    if (!store.journal.start(message.jobId, message.accountId)) return;
     this.running++;
     const log = logger.child({ jobId: message.jobId });
     const spool = ResponseSpool.create(this.spoolRoot, message.jobId);
@@ -316,7 +316,7 @@ export class JobRunner {
       // The journal says finished only once the spool holds every byte it counts.
       await spool.flushed().catch(() => undefined);
       spool.finish();
-      store.journalFinish(job.jobId, job.outcome!, job.head, spool.memoryBody() ?? null);
+      store.journal.finish(job.jobId, job.outcome!, job.head, spool.memoryBody() ?? null);
       this.running--;
       const next = this.waiting.shift();
       if (next) void this.run(next);
@@ -401,7 +401,7 @@ export class JobRunner {
   }
 
   private async acknowledged(jobId: string): Promise<void> {
-    this.options.store.journalAck(jobId);
+    this.options.store.journal.ack(jobId);
     const job = this.jobs.get(jobId);
     if (!job) return;
     if (!job.outcome) {

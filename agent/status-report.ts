@@ -64,9 +64,11 @@ export function statusReport(store: AgentStore, now = Date.now()): StatusReport 
   // A clean stop writes stoppedAt; after a crash only the process check can tell.
   const running = !s.stoppedAt && agentProcessAlive(pid, startedAt);
   const connected = running && s.connected === '1';
-  const all = store.jobCounts('1970-01-01T00:00:00.000Z');
-  const hour = store.jobCounts(new Date(now - 3600_000).toISOString());
-  const runningJobs = running ? store.unackedJobs().filter((j) => j.state === 'running').length : 0;
+  const all = store.journal.counts('1970-01-01T00:00:00.000Z');
+  const hour = store.journal.counts(new Date(now - 3600_000).toISOString());
+  const runningJobs = running
+    ? store.journal.unacked().filter((j) => j.state === 'running').length
+    : 0;
   return {
     enrolled: summary !== undefined,
     terminalId: summary?.terminalId ?? null,

@@ -94,20 +94,20 @@ describe('the spools keep small bodies in memory', () => {
   it('agent: a body kept in memory is journaled with the outcome and let go on acknowledgement', async () => {
     const store = new AgentStore(tempDir());
     try {
-      expect(store.journalStart(JOB, 'acct_x')).toBe(true);
-      store.journalFinish(
+      expect(store.journal.start(JOB, 'acct_x')).toBe(true);
+      store.journal.finish(
         JOB,
         { state: 'succeeded', error: null, bodyBytes: 5 },
         { status: 200, headers: { 'content-type': 'text/plain' } },
         Buffer.from('hello'),
       );
-      const [entry] = store.unackedJobs();
+      const [entry] = store.journal.unacked();
       expect(entry).toMatchObject({ jobId: JOB, state: 'finished', status: 200, bodyBytes: 5 });
       expect(entry?.body?.toString()).toBe('hello');
-      store.journalAck(JOB);
+      store.journal.ack(JOB);
       await new Promise((r) => setTimeout(r, 30));
-      expect(store.unackedJobs()).toEqual([]);
-      expect(store.journalEntry(JOB)?.body).toBeNull();
+      expect(store.journal.unacked()).toEqual([]);
+      expect(store.journal.entry(JOB)?.body).toBeNull();
     } finally {
       store.close();
     }
