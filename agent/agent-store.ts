@@ -27,12 +27,14 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS auth_state (account_id TEXT PRIMARY KEY, state_encrypted TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS journal (
      job_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, state TEXT NOT NULL, received_at TEXT NOT NULL,
-     finished_at TEXT, outcome_state TEXT, error TEXT, status INTEGER, headers TEXT, body_bytes INTEGER NOT NULL DEFAULT 0,
+     finished_at TEXT, outcome_state TEXT, error TEXT, status INTEGER, headers TEXT,
+     body_bytes INTEGER NOT NULL DEFAULT 0,
      acked INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS journal_open ON journal(acked, state)`,
   // Added later (see the constructor): the body of a finished job that never left memory.
   `ALTER TABLE journal ADD COLUMN body BLOB`,
-  `CREATE TABLE IF NOT EXISTS allowlist (host TEXT NOT NULL, port INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (host, port))`,
+  `CREATE TABLE IF NOT EXISTS allowlist (
+     host TEXT NOT NULL, port INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (host, port))`,
   `CREATE TABLE IF NOT EXISTS status (key TEXT PRIMARY KEY, value TEXT)`,
 ];
 
@@ -150,8 +152,10 @@ export class AgentStore {
     const stored = { ...descriptor, sealedSecrets: [] };
     this.db
       .prepare(
-        `INSERT INTO accounts (id, descriptor, secrets_encrypted, revision, warnings, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET descriptor = excluded.descriptor, secrets_encrypted = excluded.secrets_encrypted,
+        `INSERT INTO accounts (id, descriptor, secrets_encrypted, revision, warnings, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET descriptor = excluded.descriptor,
+         secrets_encrypted = excluded.secrets_encrypted,
          revision = excluded.revision, warnings = excluded.warnings, updated_at = excluded.updated_at`,
       )
       .run(
@@ -238,7 +242,8 @@ export class AgentStore {
     this.db
       .prepare(
         `INSERT INTO local_secrets (account_id, field, value_encrypted, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (account_id, field) DO UPDATE SET value_encrypted = excluded.value_encrypted, updated_at = excluded.updated_at`,
+         ON CONFLICT (account_id, field) DO UPDATE SET value_encrypted = excluded.value_encrypted,
+         updated_at = excluded.updated_at`,
       )
       .run(
         accountId,

@@ -238,7 +238,8 @@ accounts
     else {
       for (const a of list) {
         // Names and hosts came from the control plane: control characters are escaped.
-        const line = `${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${a.secretFields.join(', ') || 'none set'}`;
+        const secrets = a.secretFields.join(', ') || 'none set';
+        const line = `${a.id}  ${a.name}  [${a.authType}]  ${a.host}  secrets: ${secrets}`;
         process.stdout.write(`${escapeControlCharacters(line)}\n`);
         for (const w of a.warnings) process.stdout.write(`    ! ${escapeControlCharacters(w)}\n`);
       }
@@ -273,7 +274,8 @@ accounts
       if (!authHandler(d.authType).secretFields.includes(field)) {
         throw new OutpostError(
           'INVALID_SECRET',
-          `${field} is not a secret of authType ${d.authType}; accepted: ${authHandler(d.authType).secretFields.join(', ') || 'none'}`,
+          `${field} is not a secret of authType ${d.authType}; accepted: ` +
+            (authHandler(d.authType).secretFields.join(', ') || 'none'),
           { field: `secrets.${field}` },
         );
       }

@@ -131,7 +131,8 @@ export class JobJournal {
   counts(since: string): { succeeded: number; failed: number } {
     const rows = this.db
       .prepare(
-        "SELECT outcome_state AS s, COUNT(*) AS n FROM journal WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state",
+        `SELECT outcome_state AS s, COUNT(*) AS n FROM journal
+         WHERE state = 'finished' AND finished_at >= ? GROUP BY outcome_state`,
       )
       .all(since) as Array<{ s: string; n: number }>;
     let succeeded = 0;

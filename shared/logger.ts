@@ -138,7 +138,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pretty = winston.format.printf((info) => {
     const { level, message, timestamp, component, ...rest } = info;
     const fields = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-    return `${String(timestamp)} ${level} ${typeof component === 'string' ? `[${component}] ` : ''}${String(message)}${fields}`;
+    const tag = typeof component === 'string' ? `[${component}] ` : '';
+    return `${String(timestamp)} ${level} ${tag}${String(message)}${fields}`;
   });
   const lineFormat = options.format === 'pretty' ? pretty : winston.format.json();
   return winston.createLogger({

@@ -45,7 +45,8 @@ export function diagnosticRoutes(app: FastifyInstance, ctx: ApiContext): void {
             false,
             null,
             `terminal ${terminalId} was revoked: it never connects again`,
-            'bind the account to another terminal (PATCH /v1/accounts/:id with terminalId), or create and enroll a new terminal',
+            'bind the account to another terminal (PATCH /v1/accounts/:id with terminalId), ' +
+              'or create and enroll a new terminal',
           ),
         ],
       };

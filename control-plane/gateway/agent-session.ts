@@ -340,7 +340,8 @@ export class AgentSession {
       });
       this.close(
         CLOSE_CODES.versionUnsupported,
-        `protocol ${message.protocolVersion} unsupported: install an agent speaking ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
+        `protocol ${message.protocolVersion} unsupported: ` +
+          `install an agent speaking ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`,
       );
       this.versionRefused = true;
       this.state = 'closed';

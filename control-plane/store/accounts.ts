@@ -155,7 +155,8 @@ export function listAccounts(
   assertPageCursor(db, 'accounts', workspaceId, after);
   const rows = db
     .prepare(
-      `SELECT * FROM accounts WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM accounts WHERE id = ?))
+      `SELECT * FROM accounts WHERE workspace_id = ?
+       AND (? IS NULL OR rowid > (SELECT rowid FROM accounts WHERE id = ?))
        ORDER BY rowid LIMIT ?`,
     )
     .all(workspaceId, after, after, limit) as Row[];
@@ -191,7 +192,8 @@ export function getAuthState(db: Db, accountId: string): string | undefined {
 export function setAuthState(db: Db, accountId: string, encrypted: string): void {
   db.prepare(
     `INSERT INTO auth_state (account_id, state_encrypted, updated_at) VALUES (?, ?, ?)
-     ON CONFLICT (account_id) DO UPDATE SET state_encrypted = excluded.state_encrypted, updated_at = excluded.updated_at`,
+     ON CONFLICT (account_id) DO UPDATE SET state_encrypted = excluded.state_encrypted,
+     updated_at = excluded.updated_at`,
   ).run(accountId, encrypted, new Date().toISOString());
 }
 

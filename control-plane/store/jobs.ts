@@ -256,9 +256,9 @@ export function transitionJob(
 ): boolean {
   const now = new Date().toISOString();
   const column = to === 'dispatched' ? 'dispatched_at' : to === 'running' ? 'started_at' : null;
-  const sql = `UPDATE jobs SET state = ?${column ? `, ${column} = COALESCE(${column}, ?)` : ''} WHERE id = ? AND state IN (${from
-    .map(() => '?')
-    .join(',')})`;
+  const stamp = column ? `, ${column} = COALESCE(${column}, ?)` : '';
+  const states = from.map(() => '?').join(',');
+  const sql = `UPDATE jobs SET state = ?${stamp} WHERE id = ? AND state IN (${states})`;
   const args = column ? [to, now, id, ...from] : [to, id, ...from];
   return stmt(db, sql).run(...args).changes > 0;
 }

@@ -122,7 +122,8 @@ export function listTerminals(
   assertPageCursor(db, 'terminals', workspaceId, after);
   const rows = db
     .prepare(
-      `SELECT * FROM terminals WHERE workspace_id = ? AND (? IS NULL OR rowid > (SELECT rowid FROM terminals WHERE id = ?))
+      `SELECT * FROM terminals WHERE workspace_id = ?
+       AND (? IS NULL OR rowid > (SELECT rowid FROM terminals WHERE id = ?))
        ORDER BY rowid LIMIT ?`,
     )
     .all(workspaceId, after, after, limit) as Row[];
