@@ -3,8 +3,6 @@
  * deadlines and cancellation. Every state change is stored before it is acted on (sent, run or
  * answered), and a result for a job that is already final is dropped.
  */
-import { EventEmitter } from 'node:events';
-
 import type { ErrorBody } from '../../shared/errors.js';
 import { OutpostError } from '../../shared/errors.js';
 import type { ResponseHeaders } from '../../shared/executor/headers.js';
@@ -39,6 +37,7 @@ import { getTerminalById } from '../store/terminals.js';
 import type { BodySpool } from './body-spool.js';
 import { assertSameJobForKey } from './idempotency.js';
 import { checkNewJob, type NewJobInput } from './job-intake.js';
+import { JobWaiters } from './job-waiters.js';
 import { RateLimiter, rateLimitOf } from './rate-limiter.js';
 import type { RequestUploads } from './request-uploads.js';
 
@@ -66,10 +65,8 @@ export interface JobServiceOptions {
 export class JobService {
   private link: TerminalLink | undefined;
   private direct: DirectRunner | undefined;
-  /** Any change of a job (dispatched, running, head, final), by job id. */
-  private readonly events = new EventEmitter();
-  /** Only a job's final state, by job id: `?wait=true` callers need no other wake-up. */
-  private readonly finals = new EventEmitter();
+  /** API callers waiting on jobs. */
+  private readonly waiters: JobWaiters;
   private readonly limiter = new RateLimiter();
   private readonly running = new Map<string, Set<string>>();
   private readonly directRunning = new Map<string, AbortController>();
@@ -87,8 +84,7 @@ export class JobService {
     private readonly logger: Logger,
     private readonly options: JobServiceOptions,
   ) {
-    this.events.setMaxListeners(0);
-    this.finals.setMaxListeners(0);
+    this.waiters = new JobWaiters(db);
   }
 
   /** Connects the terminal link and the direct runner, recovers open jobs, starts the sweeper. */
@@ -285,7 +281,7 @@ export class JobService {
       this.logger.debug('job dispatched', { jobId: job.id, terminalId, sent });
       if (sent && job.requestBodyUpload)
         void this.requestUploads?.sendToTerminal(terminalId, job.id);
-      this.events.emit(job.id);
+      this.waiters.changedOne(job.id);
     }
     if (retryIn !== Infinity) this.schedulePump(terminalId, retryIn);
   }
@@ -364,7 +360,7 @@ export class JobService {
       this.limiter.record(job.accountId);
       const controller = new AbortController();
       this.directRunning.set(job.id, controller);
-      this.events.emit(job.id);
+      this.waiters.changedOne(job.id);
       direct
         .run(job, controller.signal)
         .catch((err: unknown) => this.logger.error('direct job crashed', { jobId: job.id, err }))
@@ -380,14 +376,14 @@ export class JobService {
 
   /** The job started on the agent. */
   onRunning(jobId: string): void {
-    if (transitionJob(this.db, jobId, ['dispatched'], 'running')) this.events.emit(jobId);
+    if (transitionJob(this.db, jobId, ['dispatched'], 'running')) this.waiters.changedOne(jobId);
   }
 
   /** The head of the target's answer arrived. */
   onHead(jobId: string, status: number, headers: ResponseHeaders): void {
     // One statement stores the head and moves a `dispatched` job to `running`; its WHERE clause
     // checks the state, so no read comes first.
-    if (recordResponseHead(this.db, jobId, status, headers)) this.events.emit(jobId);
+    if (recordResponseHead(this.db, jobId, status, headers)) this.waiters.changedOne(jobId);
   }
 
   /** A chunk of body arrived; resolves with the bytes held once they are (memory or file). */
@@ -445,8 +441,8 @@ export class JobService {
       if (!inline) void this.spool.close(jobId);
     }
     this.spool.notify(jobId);
-    this.events.emit(jobId);
-    this.finals.emit(jobId);
+    this.waiters.changedOne(jobId);
+    this.waiters.ended(jobId);
     return changed;
   }
 
@@ -531,41 +527,14 @@ export class JobService {
     return inFlightJobsOfTerminal(this.db, terminalId);
   }
 
-  /**
-   * Waits until the job changes (any state or head change; with `finalOnly`, its final state
-   * only) or the signal aborts, at most `timeoutMs`.
-   */
-  changed(jobId: string, signal: AbortSignal, timeoutMs = 5000, finalOnly = false): Promise<void> {
-    const events = finalOnly ? this.finals : this.events;
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        events.off(jobId, done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const t = setTimeout(done, timeoutMs);
-      events.on(jobId, done);
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
   /** Waits until the job is final (or the signal aborts) and returns it. */
-  async waitFinal(jobId: string, signal: AbortSignal): Promise<JobRecord> {
-    for (;;) {
-      const job = getJobById(this.db, jobId)!;
-      if (isFinalState(job.state) || signal.aborted) return job;
-      await this.changed(jobId, signal, 5000, true);
-    }
+  waitFinal(jobId: string, signal: AbortSignal): Promise<JobRecord> {
+    return this.waiters.waitFinal(jobId, signal);
   }
 
   /** Waits until the job has its answer's head or is final. */
-  async waitHead(jobId: string, signal: AbortSignal): Promise<JobRecord> {
-    for (;;) {
-      const job = getJobById(this.db, jobId)!;
-      if (job.responseStatus !== null || isFinalState(job.state) || signal.aborted) return job;
-      await this.changed(jobId, signal);
-    }
+  waitHead(jobId: string, signal: AbortSignal): Promise<JobRecord> {
+    return this.waiters.waitHead(jobId, signal);
   }
 
   /** The current state of a job. */
