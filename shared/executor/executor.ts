@@ -26,6 +26,7 @@ import { type DestinationPolicy, bareHost, urlPort } from './destination-policy.
 import { DispatcherCache, classifyNetworkError } from './dispatchers.js';
 import { checkJobHeaders, normalizeResponseHeaders, type ResponseHeaders } from './headers.js';
 import { inlineBody, type RequestBody } from './request-body.js';
+import { SecretScrubber } from './secret-scrubber.js';
 import { buildTargetUrl, parseAccountBase } from './target-url.js';
 
 /** Where the answer goes: the head first, then each chunk; both may wait (backpressure). */
@@ -124,6 +125,7 @@ export class Executor {
     let url = firstUrl;
     let method = request.method;
     let currentBody = body;
+    const credentials: string[] = [];
     let retriedAuth = false;
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === firstUrl.origin;
@@ -137,7 +139,13 @@ export class Executor {
       if (!sameOrigin) for (const h of CREDENTIAL_HEADERS) delete out.headers[h];
       if (currentBody === undefined) delete out.headers['content-type'];
       // Credentials go only to the account's own origin, never to where a redirect points.
-      if (sameOrigin) await wrapAuth(() => handler.apply(out, ctx));
+      if (sameOrigin) {
+        await wrapAuth(() => handler.apply(out, ctx));
+        // Whatever the auth type put in the headers is a credential, in the form it was sent.
+        for (const [name, value] of Object.entries(out.headers)) {
+          if (jobHeaders[name] !== value) credentials.push(value);
+        }
+      }
       logger.debug('sending request', { method: out.method, origin: out.url.origin, hop });
 
       const res = await this.send(
@@ -192,13 +200,21 @@ export class Executor {
         continue;
       }
 
-      await sink.head(res.statusCode, normalizeResponseHeaders(res.headers));
+      const scrubber = new SecretScrubber([
+        account.secrets,
+        this.options.state.get(account.id),
+        ...credentials,
+      ]);
+      await sink.head(res.statusCode, scrubber.headers(normalizeResponseHeaders(res.headers)));
       let bodyBytes = 0;
       try {
         for await (const chunk of res.body as AsyncIterable<Buffer>) {
           bodyBytes += chunk.length;
-          await sink.chunk(chunk);
+          const clean = scrubber.chunk(chunk);
+          if (clean.length > 0) await sink.chunk(clean);
         }
+        const rest = scrubber.flush();
+        if (rest.length > 0) await sink.chunk(rest);
       } catch (err) {
         res.body.destroy();
         throw abortReason(signal) ?? classifyNetworkError(err, 'body');

@@ -43,6 +43,20 @@ describe('a Basic-auth account bound to a freshly enrolled terminal', () => {
           res.end('unauthorized');
           return;
         }
+        if (req.url === '/echo') {
+          // An echo endpoint: it quotes back the credentials it was sent.
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'x-echo-authorization': req.headers.authorization!,
+          });
+          res.end(
+            JSON.stringify({
+              authorization: req.headers.authorization,
+              note: 'password is s3cret',
+            }),
+          );
+          return;
+        }
         if (req.url === '/big') {
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           let sent = 0;
@@ -187,5 +201,20 @@ describe('a Basic-auth account bound to a freshly enrolled terminal', () => {
       }),
     ]);
     expect(status.jobs.succeeded).toBeGreaterThanOrEqual(3);
+  });
+
+  it('masks the credentials a target echoes back, in headers and body, keeping the lengths', async () => {
+    const basic = `Basic ${Buffer.from('demo:s3cret').toString('base64')}`;
+    const res = await cp.api.call('POST', '/v1/jobs?wait=true', {
+      accountId,
+      request: { method: 'GET', path: '/echo' },
+    });
+    expect(res.body.state).toBe('succeeded');
+    expect(res.body.response.headers['x-echo-authorization']).toBe('*'.repeat(basic.length));
+    expect(JSON.parse(res.body.response.body)).toEqual({
+      authorization: '*'.repeat(basic.length),
+      note: 'password is ******',
+    });
+    expect(JSON.stringify(res.body)).not.toContain(Buffer.from('demo:s3cret').toString('base64'));
   });
 });
