@@ -47,7 +47,7 @@ describe('a Basic-auth account bound to a freshly enrolled terminal', () => {
           // An echo endpoint: it quotes back the credentials it was sent.
           res.writeHead(200, {
             'content-type': 'application/json',
-            'x-echo-authorization': req.headers.authorization!,
+            'x-echo-authorization': req.headers.authorization,
           });
           res.end(
             JSON.stringify({
