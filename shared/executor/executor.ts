@@ -77,6 +77,8 @@ export interface ExecuteResult {
   bodyBytes: number;
 }
 
+/** Auth types whose flows keep secrets in the auth state store. */
+const STATEFUL_AUTH_TYPES = new Set(['oauth2', 'oauth2-jwt', 'cookie']);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 5;
 const MAX_AUTH_RESPONSE_BYTES = 1024 * 1024;
@@ -202,7 +204,8 @@ export class Executor {
 
       const scrubber = new SecretScrubber([
         account.secrets,
-        this.options.state.get(account.id),
+        // Only these types keep obtained secrets (tokens, refresh tokens, cookies) in the state.
+        STATEFUL_AUTH_TYPES.has(account.authType) ? this.options.state.get(account.id) : undefined,
         ...credentials,
       ]);
       await sink.head(res.statusCode, scrubber.headers(normalizeResponseHeaders(res.headers)));
