@@ -42,7 +42,7 @@ export class AccountRegistry {
     }
     let secrets: FieldMap = {};
     const warnings: string[] = [];
-    const held = this.store.accounts().find((a) => a.descriptor.id === descriptor.id);
+    const held = this.store.account(descriptor.id);
     const origin = safeOrigins(descriptor);
     if (held && safeOrigins(held.descriptor) !== origin) {
       // Secrets set on site and tokens obtained were given for the old destination only.
@@ -92,7 +92,7 @@ export class AccountRegistry {
 
   /** Re-checks an account's secrets (after a change on site) and stores the warnings. */
   refreshWarnings(id: string, extra: string[] = []): string[] {
-    const held = this.store.accounts().find((a) => a.descriptor.id === id);
+    const held = this.store.account(id);
     if (!held) return [];
     const d = held.descriptor;
     const secrets = this.store.accountSecrets(id);
@@ -120,7 +120,7 @@ export class AccountRegistry {
 
   /** What to tell the control plane about an account. */
   report(id: string): AccountReport {
-    const held = this.store.accounts().find((a) => a.descriptor.id === id);
+    const held = this.store.account(id);
     const secrets = held ? this.store.accountSecrets(id) : {};
     return {
       id,
@@ -132,7 +132,7 @@ export class AccountRegistry {
 
   /** The account with its secrets, for the executor. */
   resolve(id: string): ResolvedAccount | undefined {
-    const held = this.store.accounts().find((a) => a.descriptor.id === id);
+    const held = this.store.account(id);
     if (!held) return undefined;
     const d = held.descriptor;
     return {

@@ -199,6 +199,17 @@ export class AgentStore {
     }));
   }
 
+  /** One held account (without secrets), or undefined. */
+  account(id: string): HeldAccount | undefined {
+    const r = this.db.prepare('SELECT descriptor, warnings FROM accounts WHERE id = ?').get(id) as
+      { descriptor: string; warnings: string } | undefined;
+    if (!r) return undefined;
+    return {
+      descriptor: JSON.parse(r.descriptor) as AccountDescriptor,
+      warnings: JSON.parse(r.warnings) as string[],
+    };
+  }
+
   /** An account's secrets: those from the control plane, overlaid by those set on site. */
   accountSecrets(id: string): FieldMap {
     const row = this.db.prepare('SELECT secrets_encrypted FROM accounts WHERE id = ?').get(id) as
