@@ -8,6 +8,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import { waitFor } from '../test/helpers/processes.js';
+
 /** The repo root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CP_CLI = path.join(ROOT, 'dist', 'control-plane', 'cli.js');
@@ -82,20 +84,8 @@ export function spawnLogged(args: string[], logFile: string, env: NodeJS.Process
   };
 }
 
-/** Polls `fn` every 50 ms until it returns a value, or throws after `timeoutMs`. */
-export async function pollFor<T>(
-  what: string,
-  fn: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls `fn` every 50 ms until it returns a value, or throws after `timeoutMs` (the tests' own). */
+export const pollFor = waitFor;
 
 /** A running control plane with its admin key. */
 export interface BenchControlPlane extends BenchProc {
