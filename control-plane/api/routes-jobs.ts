@@ -85,6 +85,18 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     );
     void reply.header('x-outpost-target-status', String(job.responseStatus));
     const stored = isFinalState(job.state) ? jobs.inlineBody(job.id) : undefined;
+    if (
+      job.state === 'succeeded' &&
+      job.bodyBytes > 0 &&
+      !stored &&
+      jobs.spool.size(job.id) === 0
+    ) {
+      // Deleted by the retention period: say so rather than answer an empty body.
+      throw new OutpostError(
+        'BODY_EXPIRED',
+        `the body of job ${job.id} was deleted after the retention period (OUTPOST_BODY_RETENTION_HOURS)`,
+      );
+    }
     if (job.state === 'succeeded') {
       void reply.header('content-length', String(stored?.length ?? jobs.spool.size(job.id)));
       if (stored) return reply.status(200).send(stored);

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import {
@@ -216,5 +218,20 @@ describe('a Basic-auth account bound to a freshly enrolled terminal', () => {
       note: 'password is ******',
     });
     expect(JSON.stringify(res.body)).not.toContain(Buffer.from('demo:s3cret').toString('base64'));
+  });
+
+  it('answers 410 BODY_EXPIRED for a body deleted after the retention period', async () => {
+    const res = await cp.api.call('POST', '/v1/jobs?wait=true', {
+      accountId,
+      request: { method: 'GET', path: '/x' },
+    });
+    expect(res.body.bodyBytes).toBeGreaterThan(0);
+    // What the retention sweep does to a small body kept in the job's row.
+    const db = new Database(path.join(cp.dataDir, 'control-plane.db'));
+    db.prepare('UPDATE jobs SET body_inline = NULL WHERE id = ?').run(res.body.id);
+    db.close();
+    const body = await cp.api.call('GET', `/v1/jobs/${res.body.id}/body`);
+    expect(body.status).toBe(410);
+    expect(body.body.error.code).toBe('BODY_EXPIRED');
   });
 });
